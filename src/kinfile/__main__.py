@@ -1,0 +1,3 @@
+from kinfile.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""Helpers shared by the format analysers: the analyser contract, entropy, chi², deadlines.
+
+The contract every ``formats/<name>.py`` module follows::
+
+    def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]
+
+It returns VirusTotal-shaped top-level attributes to merge into the file's report (for
+example ``{"pe_info": {...}, "signature_info": {...}, "tags": ["peexe"]}``) plus two reserved
+keys the pipeline pops before storing:
+
+* ``"anomalies"``: list of short strings describing hostile or malformed input; never raise.
+* ``"children"``: list of :class:`Child` dicts (sub-files worth analysing on their own).
+
+An analyser never raises on bad input. It calls ``deadline.check()`` in loops; when the time
+budget is spent, :class:`AnalysisTimeout` propagates to the pipeline, which keeps what is done
+and records the anomaly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any, TypedDict
+
+
+class Child(TypedDict):
+    """A sub-file found inside a file.
+
+    ``relationship`` is the VT relationship from the parent to the child (``bundled_files``,
+    ``pe_resource_children``, ``overlay_children``, ``embedded_files``), ``name`` a display name.
+    """
+
+    relationship: str
+    name: str
+    data: bytes
+
+
+class AnalysisTimeout(Exception):
+    """Raised by :meth:`Deadline.check` when an analyser exceeds its time budget."""
+
+
+class Deadline:
+    """A monotonic time budget for one file's analysis."""
+
+    __slots__ = ("expires",)
+
+    def __init__(self, seconds: float) -> None:
+        self.expires = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.expires:
+            raise AnalysisTimeout("analysis time budget exceeded")
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires - time.monotonic())
+
+
+NO_DEADLINE = Deadline(float("inf"))
+
+
+def byte_histogram(data: bytes) -> list[int]:
+    counts = Counter(data)
+    return [counts.get(i, 0) for i in range(256)]
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte (0..8), rounded to 2 decimals as VirusTotal shows it."""
+    if not data:
+        return 0.0
+    n = len(data)
+    h = 0.0
+    for c in Counter(data).values():
+        p = c / n
+        h -= p * math.log2(p)
+    return round(h, 2)
+
+
+def chi2(data: bytes) -> float:
+    """Pearson chi-squared of the byte distribution against uniform (as VirusTotal's ``chi2``)."""
+    if not data:
+        return 0.0
+    n = len(data)
+    expected = n / 256.0
+    counts = Counter(data)
+    total = sum((counts.get(i, 0) - expected) ** 2 for i in range(256))
+    return round(total / expected, 2)
+
+
+def clean_text(value: Any, limit: int = 4096) -> str:
+    """Decode/normalise a value from a hostile file into a printable, bounded string."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = str(value).replace("\x00", "")
+    return text[:limit]
