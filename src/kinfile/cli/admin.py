@@ -1,0 +1,111 @@
+"""Administrative commands: config, apikey, migrate, show, reanalyse."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from tqdm import tqdm
+
+from kinfile.cli import settings_from
+from kinfile.models import SCHEMA_VERSION
+from kinfile.services import Services
+from kinfile.storage.store import Store
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of NAME = VALUE lines.")
+@click.pass_context
+def config(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective settings."""
+    values = settings_from(ctx).as_dict()
+    if as_json:
+        click.echo(json.dumps(values, indent=2, default=str))
+        return
+    for key, value in values.items():
+        click.echo(f"{key} = {value}")
+
+
+@click.group()
+def apikey() -> None:
+    """Manage API keys (stored hashed)."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="Who the key is for.")
+@click.pass_context
+def apikey_create(ctx: click.Context, name: str) -> None:
+    """Create a key and print it once."""
+    store = Store(settings_from(ctx).db)
+    store.migrate()
+    click.echo(store.create_api_key(name))
+
+
+@apikey.command("list")
+@click.pass_context
+def apikey_list(ctx: click.Context) -> None:
+    """List key owners and creation dates."""
+    store = Store(settings_from(ctx).db)
+    store.migrate()
+    for row in store.list_api_keys():
+        click.echo(f"{row['name']}\t{row['created']}")
+
+
+@apikey.command("revoke")
+@click.option("--name", required=True)
+@click.pass_context
+def apikey_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke every key of NAME."""
+    store = Store(settings_from(ctx).db)
+    store.migrate()
+    count = store.revoke_api_keys(name)
+    click.echo(f"revoked {count} key(s)")
+    if not count:
+        sys.exit(4)
+
+
+@click.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the database schema."""
+    store = Store(settings_from(ctx).db)
+    ran = store.migrate()
+    click.echo(f"applied: {', '.join(ran)}" if ran else "schema is up to date")
+
+
+@click.command()
+@click.argument("file_hash")
+@click.pass_context
+def show(ctx: click.Context, file_hash: str) -> None:
+    """Print a file's VirusTotal attributes as JSON (md5, sha1 or sha256)."""
+    services = Services(settings_from(ctx))
+    row = services.get_file(file_hash)
+    click.echo(json.dumps({"type": "file", "id": row.sha256, "attributes": services.file_attributes(row)},
+                          indent=2, sort_keys=True))
+
+
+@click.command()
+@click.argument("hashes", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every stored file, not only outdated reports.")
+@click.pass_context
+def reanalyse(ctx: click.Context, hashes: tuple[str, ...], everything: bool) -> None:
+    """Re-run analysis on stored bytes: given files, or every report older than the current schema.
+
+    (A search QUERY argument arrives with the search language.)
+    """
+    services = Services(settings_from(ctx))
+    if hashes:
+        targets = [services.resolve(h) for h in hashes]
+    else:
+        targets = list(services.store.iter_sha256(None if everything else SCHEMA_VERSION))
+    failed = 0
+    for sha256 in tqdm(targets, unit="file", disable=not sys.stderr.isatty()):
+        try:
+            services.reanalyse(sha256)
+        except Exception as exc:  # report and go on; one bad blob must not stop the batch
+            failed += 1
+            click.echo(f"failed: {sha256}: {exc}", err=True)
+    click.echo(f"reanalysed {len(targets) - failed} file(s), {failed} failed")
+    if failed:
+        sys.exit(1)

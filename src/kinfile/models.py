@@ -1,0 +1,66 @@
+"""Plain types shared across layers (analysis, storage, services, adapters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""Version of the analysis report. Bump it when analysis output changes; ``kinfile reanalyse``
+re-runs analysis on stored bytes for files whose report is older."""
+
+# Parent -> child relationship name and its reverse (child -> parent).
+RELATIONSHIP_PAIRS: dict[str, str] = {
+    "bundled_files": "compressed_parents",
+    "pe_resource_children": "pe_resource_parents",
+    "overlay_children": "overlay_parents",
+    "embedded_files": "embedded_parents",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One act of submitting a file: recorded every time, even for a known sha256."""
+
+    date: int
+    name: str | None
+    source_key: str
+    interface: str  # "cli", "api", "extracted", "import"
+
+
+@dataclass
+class FileRecord:
+    """What analysis produced for one file: the report attributes and where the bytes are."""
+
+    sha256: str
+    md5: str
+    sha1: str
+    size: int
+    attributes: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION
+    downloadable: bool = True
+
+
+@dataclass(frozen=True)
+class Relation:
+    parent: str
+    child: str
+    relationship: str
+    name: str | None
+
+
+@dataclass
+class IngestItem:
+    """Everything one submitted file brings to the store in one transaction.
+
+    ``record`` is ``None`` for a known file whose report is current: only the submission (and
+    relation) is written then. ``submission`` is ``None`` for a reanalysis, which is not a
+    submission.
+    """
+
+    sha256: str
+    submission: Submission | None
+    record: FileRecord | None = None
+    children: list[IngestItem] = field(default_factory=list)
+    relation: Relation | None = None
+    replace_report: bool = False

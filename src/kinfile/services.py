@@ -1,0 +1,188 @@
+"""Use-cases shared by the API and the CLI. The only module (with ``ingest``) that holds a Store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kinfile.analysis.pipeline import analyse_bytes
+from kinfile.errors import BadRequestError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
+from kinfile.hashing.digests import is_hash
+from kinfile.ingest import build_items, limits_from
+from kinfile.models import Submission
+from kinfile.settings import Settings
+from kinfile.storage.blobs import BlobStore
+from kinfile.storage.store import FileRow, Store
+from kinfile.tokens import Signer, parse_analysis_id
+
+logger = logging.getLogger(__name__)
+
+EMPTY_STATS = {
+    "confirmed-timeout": 0,
+    "failure": 0,
+    "harmless": 0,
+    "malicious": 0,
+    "suspicious": 0,
+    "timeout": 0,
+    "type-unsupported": 0,
+    "undetected": 0,
+}
+INTERNAL_KEYS = ("analysis_seconds",)
+
+
+@dataclass
+class Page:
+    """One page of a collection: items plus the cursor of the next page (``None`` at the end)."""
+
+    items: list[dict[str, Any]]
+    cursor: str | None
+    count: int | None = None
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The signing secret: the setting, or ``<home>/secret.key`` (created 0600 on first use)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.home / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+        except FileExistsError:  # pragma: no cover - another process created it first
+            pass
+        finally:
+            os.close(fd)
+    return path.read_bytes().strip()
+
+
+class Services:
+    def __init__(self, settings: Settings, store: Store | None = None, blobs: BlobStore | None = None,
+                 migrate: bool = True) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.db)
+        if migrate:
+            self.store.migrate()
+        self.blobs = blobs or BlobStore(settings.blobs)
+        self.signer = Signer(load_secret(settings))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- files ---------------------------------------------------------------------------
+    def resolve(self, file_hash: str) -> str:
+        if is_hash(file_hash) is None:
+            raise InvalidArgumentError(f"{file_hash!r} is not a valid file hash (md5, sha1 or sha256)")
+        sha256 = self.store.resolve(file_hash)
+        if sha256 is None:
+            raise NotFoundError(f'File "{file_hash}" not found')
+        return sha256
+
+    def get_file(self, file_hash: str) -> FileRow:
+        sha256 = self.resolve(file_hash)
+        row = self.store.get_file(sha256)
+        if row is None:
+            raise NotFoundError(f'File "{file_hash}" not found')
+        return row
+
+    def file_attributes(self, row: FileRow) -> dict[str, Any]:
+        """The VirusTotal ``attributes`` of a stored file: report plus live columns."""
+        attrs = {k: v for k, v in row.report.items() if k not in INTERNAL_KEYS}
+        c = row.columns
+        for key in (
+            "first_submission_date",
+            "last_submission_date",
+            "last_analysis_date",
+            "last_modification_date",
+            "times_submitted",
+            "unique_sources",
+            "meaningful_name",
+        ):
+            if c.get(key) is not None:
+                attrs[key] = c[key]
+        attrs["names"] = row.names
+        attrs["downloadable"] = bool(c.get("downloadable"))
+        attrs.setdefault("last_analysis_results", {})
+        attrs.setdefault("last_analysis_stats", dict(EMPTY_STATS))
+        attrs.setdefault("reputation", 0)
+        attrs.setdefault("total_votes", {"harmless": 0, "malicious": 0})
+        return attrs
+
+    def submit_bytes(self, data: bytes, name: str | None, source_key: str, interface: str = "api",
+                     date: int | None = None) -> tuple[str, str]:
+        """Analyse and store an uploaded file. Returns ``(sha256, analysis id)``."""
+        size = len(data)
+        if size == 0:
+            raise BadRequestError("the file is empty (0 bytes)")
+        if size > self.settings.max_upload_size:
+            raise PayloadTooLargeError(
+                f"file of {size} bytes exceeds the maximum of {self.settings.max_upload_size} bytes"
+            )
+        when = int(date if date is not None else time.time())
+        node = analyse_bytes(data, name, limits_from(self.settings))
+        sha256 = node.record.sha256
+        known = self.store.known([sha256]).get(sha256)
+        submission = Submission(date=when, name=name, source_key=source_key, interface=interface)
+        item = build_items(node, submission, self.blobs, known)
+        item.replace_report = known is not None
+        self.store.save([item])
+        analysis = self.store.add_analysis(sha256, when, "completed", dict(EMPTY_STATS), {})
+        return sha256, analysis
+
+    def reanalyse(self, file_hash: str) -> str:
+        """Re-run analysis on the stored bytes; returns the new analysis id."""
+        sha256 = self.resolve(file_hash)
+        if not self.blobs.exists(sha256):
+            raise NotFoundError(f'the content of file "{sha256}" is not stored (report only)')
+        data = self.blobs.read(sha256)
+        node = analyse_bytes(data, None, limits_from(self.settings))
+        self.store.save([_report_only_item(node, self.blobs)])
+        return self.store.add_analysis(sha256, int(time.time()), "completed", dict(EMPTY_STATS), {})
+
+    def get_analysis(self, ident: str) -> dict[str, Any]:
+        sha256 = parse_analysis_id(ident)
+        found = self.store.get_analysis(sha256, ident) if sha256 else None
+        if found is None:
+            raise NotFoundError(f'Analysis "{ident}" not found')
+        return found
+
+    # -- downloads -----------------------------------------------------------------------
+    def open_blob(self, file_hash: str) -> tuple[str, int]:
+        sha256 = self.resolve(file_hash)
+        if not self.blobs.exists(sha256):
+            raise NotFoundError(f'the content of file "{sha256}" is not available')
+        return sha256, self.blobs.size(sha256)
+
+    def iter_blob(self, sha256: str) -> Iterator[bytes]:
+        yield from self.blobs.iter_chunks(sha256)
+
+    def download_token(self, sha256: str) -> str:
+        return self.signer.sign({"s": sha256, "e": int(time.time()) + self.settings.download_url_ttl})
+
+    def verify_download_token(self, token: str) -> str:
+        payload = self.signer.verify(token, "download token")
+        if int(payload.get("e", 0)) < time.time():
+            raise InvalidArgumentError("download URL expired")
+        return str(payload["s"])
+
+    # -- cursors -------------------------------------------------------------------------
+    def encode_cursor(self, payload: dict[str, Any]) -> str:
+        return self.signer.sign(payload)
+
+    def decode_cursor(self, cursor: str | None) -> dict[str, Any]:
+        return self.signer.verify(cursor) if cursor else {}
+
+    # -- API keys ------------------------------------------------------------------------
+    def api_key_owner(self, key: str) -> str | None:
+        return self.store.api_key_name(key)
+
+
+def _report_only_item(node: Any, blobs: BlobStore) -> Any:
+    item = build_items(node, None, blobs, known_version=node.record.schema_version)
+    item.replace_report = True
+    return item

@@ -1,0 +1,105 @@
+"""Content-addressed, write-once blob store addressed by an fsspec URL.
+
+Layout: ``<root>/<aa>/<bb>/<sha256>`` (two levels of fan-out). A put writes to a temporary name
+beside the target and renames it into place, so a reader never sees a partial blob and a crash
+leaves at most a stray ``.tmp-*`` file. ``file://`` is the default; any fsspec filesystem (for
+example ``s3://`` with s3fs) works through the same calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+
+from kinfile.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+class BlobStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:
+            raise ConfigurationError(f"cannot open blob store {url!r}: {exc}") from exc
+        self.root = self.root.rstrip("/")
+        self.local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> str:
+        return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def exists(self, sha256: str) -> bool:
+        target = self.path(sha256)
+        if self.local:
+            return os.path.exists(target)
+        return bool(self.fs.exists(target))
+
+    def put_file(self, sha256: str, source: str | os.PathLike[str]) -> bool:
+        """Copy a local file into the store under ``sha256``. Returns False if already present."""
+        if self.exists(sha256):
+            return False
+        target = self.path(sha256)
+        tmp = f"{target}.tmp-{secrets.token_hex(6)}"
+        if self.local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return True
+        self.fs.put_file(str(source), tmp)
+        self.fs.mv(tmp, target)
+        return True
+
+    def put_bytes(self, sha256: str, data: bytes) -> bool:
+        if self.exists(sha256):
+            return False
+        target = self.path(sha256)
+        tmp = f"{target}.tmp-{secrets.token_hex(6)}"
+        if self.local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return True
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        self.fs.mv(tmp, target)
+        return True
+
+    def open(self, sha256: str) -> IO[bytes]:
+        handle: Any = self.fs.open(self.path(sha256), "rb")
+        return handle  # type: ignore[no-any-return]
+
+    def read(self, sha256: str) -> bytes:
+        with self.open(sha256) as fh:
+            return fh.read()
+
+    def iter_chunks(self, sha256: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        with self.open(sha256) as fh:
+            while block := fh.read(chunk):
+                yield block
+
+    def size(self, sha256: str) -> int:
+        return int(self.fs.size(self.path(sha256)))
+
+    def local_path(self, sha256: str) -> str | None:
+        return self.path(sha256) if self.local else None

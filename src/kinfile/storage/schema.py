@@ -1,0 +1,130 @@
+"""The one schema, valid on SQLite and PostgreSQL (and kept Citus-compatible).
+
+Rules (see docs/architecture.md):
+
+* ``files.sha256`` is the primary key; every other file table has ``sha256`` in its primary
+  key, so each table can be distributed by ``sha256`` and no query needs a cross-shard join.
+* Every attribute search filters or sorts on is a real column or a side table
+  ``(value, sha256)``; the full analysis report is kept as JSON text alongside for retrieval.
+* No foreign keys between file tables (Citus cannot enforce them across shards).
+* Dates are UTC epoch seconds (BIGINT).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+files = Table(
+    "files",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("md5", String(32), nullable=False),
+    Column("sha1", String(40), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("type_tag", String(32)),
+    Column("type_description", String(128)),
+    Column("magic", Text),
+    Column("magika", String(64)),
+    Column("ssdeep", Text),
+    Column("tlsh", String(80)),
+    Column("meaningful_name", Text),
+    Column("first_submission_date", BigInteger),
+    Column("last_submission_date", BigInteger),
+    Column("times_submitted", Integer, nullable=False, default=0),
+    Column("unique_sources", Integer, nullable=False, default=0),
+    Column("last_analysis_date", BigInteger),
+    Column("last_modification_date", BigInteger),
+    Column("positives", Integer, nullable=False, default=0),
+    Column("downloadable", Boolean, nullable=False, default=True),
+    Column("schema_version", Integer, nullable=False),
+    Column("report", Text, nullable=False),
+)
+Index("ix_files_md5", files.c.md5)
+Index("ix_files_sha1", files.c.sha1)
+Index("ix_files_size", files.c.size)
+Index("ix_files_type_tag", files.c.type_tag)
+Index("ix_files_fs", files.c.first_submission_date)
+Index("ix_files_ls", files.c.last_submission_date)
+Index("ix_files_positives", files.c.positives)
+Index("ix_files_schema_version", files.c.schema_version)
+
+
+def side_table(name: str) -> Table:
+    """A searchable multi-valued attribute: ``(value, sha256)`` with a composite key."""
+    table = Table(
+        name,
+        metadata,
+        Column("value", String(512), primary_key=True),
+        Column("sha256", String(64), primary_key=True),
+    )
+    Index(f"ix_{name}_sha256", table.c.sha256)
+    return table
+
+
+file_names = side_table("file_names")
+file_tags = side_table("file_tags")
+file_type_tags = side_table("file_type_tags")
+
+SIDE_TABLES = {"names": file_names, "tags": file_tags, "type_tags": file_type_tags}
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("date", BigInteger, nullable=False),
+    Column("name", Text),
+    Column("source_key", String(128), nullable=False),
+    Column("interface", String(32), nullable=False),
+)
+Index("ix_submissions_date", submissions.c.date)
+
+analyses = Table(
+    "analyses",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("date", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("results", Text, nullable=False),
+)
+
+# Links between files (parent -> child and the reverse), stored once per direction and keyed
+# by the subject so that every relationship lookup stays on the subject's shard.
+file_relations = Table(
+    "file_relations",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("relationship", String(64), primary_key=True),
+    Column("target", String(64), primary_key=True),
+    Column("name", Text),
+    Column("date", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("applied", BigInteger, nullable=False),
+)

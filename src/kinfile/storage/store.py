@@ -1,0 +1,390 @@
+"""The store: one SQLAlchemy Core implementation for SQLite (default) and PostgreSQL.
+
+Only ``services`` and the ingest driver hold a :class:`Store`. Dialect differences are limited
+to engine set-up (:func:`create_engine_for`) and the insert-or-ignore statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql import Insert
+
+from kinfile.errors import ConfigurationError, TransientError
+from kinfile.hashing.digests import is_hash
+from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
+from kinfile.storage import migrations, schema
+from kinfile.tokens import analysis_id
+
+logger = logging.getLogger(__name__)
+
+HASHY_NAME_LENGTHS = {32, 40, 64}
+
+
+@dataclass
+class FileRow:
+    """A stored file: its columns, its report and its names."""
+
+    sha256: str
+    columns: dict[str, Any]
+    report: dict[str, Any]
+    names: list[str]
+
+
+def create_engine_for(url: str) -> Engine:
+    """Engine for a ``sqlite:///`` or ``postgresql://`` URL with kinfile's connection settings."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=OFF")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Writers take the lock up front: a deferred transaction that upgrades to a write
+            # after another writer committed fails at once with SQLITE_BUSY_SNAPSHOT.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        return engine
+    if url.startswith(("postgresql", "postgres")):
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        except ImportError as exc:  # pragma: no cover - psycopg is a declared dependency
+            raise ConfigurationError(f"PostgreSQL driver missing: {exc}") from exc
+    raise ConfigurationError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+class Store:
+    """Files, submissions, analyses, relations and API keys in one relational database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine_for(url)
+        self.dialect = self.engine.dialect.name
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        try:
+            return migrations.migrate(self.engine)
+        except IntegrityError:  # another process applied the same migration concurrently
+            return migrations.migrate(self.engine)
+        except OperationalError as exc:
+            raise TransientError(f"database unavailable: {exc.orig}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self.engine.connect() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info["write"] = False
+
+    def _insert_ignore(self, table: Any) -> Insert:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()  # type: ignore[return-value]
+        return sqlite.insert(table).on_conflict_do_nothing()  # type: ignore[return-value]
+
+    # -- lookups ---------------------------------------------------------------------------
+    def resolve(self, file_hash: str) -> str | None:
+        """The sha256 of a stored file given its md5, sha1 or sha256 (any case)."""
+        kind = is_hash(file_hash)
+        if kind is None:
+            return None
+        column = getattr(schema.files.c, kind)
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(schema.files.c.sha256).where(column == file_hash.lower()).limit(1)
+            ).scalar()
+
+    def known(self, sha256s: Sequence[str]) -> dict[str, int]:
+        """``{sha256: schema_version}`` for the given hashes that are stored."""
+        if not sha256s:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(schema.files.c.sha256, schema.files.c.schema_version).where(
+                    schema.files.c.sha256.in_(list(sha256s))
+                )
+            )
+            return {r.sha256: r.schema_version for r in rows}
+
+    def get_file(self, sha256: str) -> FileRow | None:
+        f = schema.files
+        with self.engine.connect() as conn:
+            row = conn.execute(select(f).where(f.c.sha256 == sha256)).mappings().first()
+            if row is None:
+                return None
+            names = list(
+                conn.execute(
+                    select(schema.submissions.c.name)
+                    .where(schema.submissions.c.sha256 == sha256, schema.submissions.c.name.is_not(None))
+                    .group_by(schema.submissions.c.name)
+                    .order_by(func.min(schema.submissions.c.date))
+                ).scalars()
+            )
+        columns = dict(row)
+        report = json.loads(columns.pop("report"))
+        return FileRow(sha256=sha256, columns=columns, report=report, names=names)
+
+    def count_files(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(schema.files)).scalar() or 0)
+
+    def iter_sha256(self, max_schema_version: int | None = None, batch: int = 1000) -> Iterator[str]:
+        """Every stored sha256 (optionally only reports older than a schema version), in order."""
+        f = schema.files
+        last = ""
+        while True:
+            q = select(f.c.sha256).where(f.c.sha256 > last).order_by(f.c.sha256).limit(batch)
+            if max_schema_version is not None:
+                q = q.where(f.c.schema_version < max_schema_version)
+            with self.engine.connect() as conn:
+                chunk = list(conn.execute(q).scalars())
+            if not chunk:
+                return
+            yield from chunk
+            last = chunk[-1]
+
+    # -- writes ----------------------------------------------------------------------------
+    def save(self, items: Iterable[IngestItem]) -> list[bool]:
+        """Write items (each with its children) in ONE transaction. Returns "was new" per item."""
+        created: list[bool] = []
+        with self.writing() as conn:
+            for item in items:
+                created.append(self._save_item(conn, item))
+        return created
+
+    def _save_item(self, conn: Connection, item: IngestItem) -> bool:
+        new = False
+        if item.record is not None:
+            new = self._write_file(conn, item.record, item.replace_report)
+        if item.submission is not None:
+            self._write_submission(conn, item.sha256, item.submission)
+        if item.relation is not None:
+            rel = item.relation
+            reverse = RELATIONSHIP_PAIRS.get(rel.relationship, rel.relationship + "_parents")
+            rows = [
+                {"sha256": rel.parent, "relationship": rel.relationship, "target": rel.child},
+                {"sha256": rel.child, "relationship": reverse, "target": rel.parent},
+            ]
+            for r in rows:
+                r.update(name=rel.name, date=item.submission.date if item.submission else int(time.time()))
+            conn.execute(self._insert_ignore(schema.file_relations), rows)
+        for child in item.children:
+            self._save_item(conn, child)
+        return new
+
+    def _write_file(self, conn: Connection, rec: FileRecord, replace_report: bool) -> bool:
+        attrs = rec.attributes
+        values = {
+            "sha256": rec.sha256,
+            "md5": rec.md5,
+            "sha1": rec.sha1,
+            "size": rec.size,
+            "type_tag": attrs.get("type_tag"),
+            "type_description": attrs.get("type_description"),
+            "magic": attrs.get("magic"),
+            "magika": attrs.get("magika"),
+            "ssdeep": attrs.get("ssdeep"),
+            "tlsh": attrs.get("tlsh"),
+            "schema_version": rec.schema_version,
+            "downloadable": rec.downloadable,
+            "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+            "times_submitted": 0,
+            "unique_sources": 0,
+            "positives": 0,
+            "last_analysis_date": int(time.time()),
+        }
+        result = conn.execute(
+            self._insert_ignore(schema.files).values(**values).returning(schema.files.c.sha256)
+        )
+        new = result.first() is not None
+        if not new and not replace_report:
+            return False
+        if not new:
+            keep = ("sha256", "times_submitted", "unique_sources", "positives")
+            conn.execute(
+                update(schema.files)
+                .where(schema.files.c.sha256 == rec.sha256)
+                .values(**{k: v for k, v in values.items() if k not in keep})
+            )
+        for key in ("tags", "type_tags"):
+            table = schema.SIDE_TABLES[key]
+            conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
+            tags = sorted({str(t)[:512] for t in attrs.get(key) or []})
+            if tags:
+                conn.execute(table.insert(), [{"value": t, "sha256": rec.sha256} for t in tags])
+        return new
+
+    def _write_submission(self, conn: Connection, sha256: str, sub: Submission) -> None:
+        ident = hashlib.sha256(
+            f"{sha256}|{sub.date}|{sub.source_key}|{sub.interface}|{sub.name}|{secrets.token_hex(8)}".encode()
+        ).hexdigest()
+        s = schema.submissions
+        conn.execute(
+            s.insert().values(
+                sha256=sha256,
+                id=ident,
+                date=sub.date,
+                name=sub.name,
+                source_key=sub.source_key,
+                interface=sub.interface,
+            )
+        )
+        if sub.name:
+            conn.execute(
+                self._insert_ignore(schema.file_names).values(value=sub.name[:512], sha256=sha256)
+            )
+        self._refresh_counters(conn, sha256)
+
+    def _refresh_counters(self, conn: Connection, sha256: str) -> None:
+        s = schema.submissions
+        # Serialise concurrent submissions of one file (PostgreSQL; SQLite writers are serial):
+        # the counts below then see every committed submission.
+        conn.execute(select(schema.files.c.sha256).where(schema.files.c.sha256 == sha256).with_for_update())
+        agg = conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(s.c.source_key)),
+                func.min(s.c.date),
+                func.max(s.c.date),
+            ).where(s.c.sha256 == sha256)
+        ).one()
+        names = conn.execute(
+            select(s.c.name, func.count(), func.min(s.c.date))
+            .where(s.c.sha256 == sha256, s.c.name.is_not(None))
+            .group_by(s.c.name)
+        ).all()
+        conn.execute(
+            update(schema.files)
+            .where(schema.files.c.sha256 == sha256)
+            .values(
+                times_submitted=agg[0],
+                unique_sources=agg[1],
+                first_submission_date=agg[2],
+                last_submission_date=agg[3],
+                last_modification_date=int(time.time()),
+                meaningful_name=meaningful_name([(n, c, d) for n, c, d in names]),
+            )
+        )
+
+    # -- submissions, relations, analyses ------------------------------------------------------
+    def submissions(self, sha256: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        s = schema.submissions
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s).where(s.c.sha256 == sha256).order_by(s.c.date.desc(), s.c.id).offset(offset).limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def relations(self, sha256: str, relationship: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        r = schema.file_relations
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(r)
+                .where(r.c.sha256 == sha256, r.c.relationship == relationship)
+                .order_by(r.c.date, r.c.target)
+                .offset(offset)
+                .limit(limit)
+            ).mappings()
+            return [dict(x) for x in rows]
+
+    def add_analysis(self, sha256: str, date: int, status: str, stats: dict[str, int],
+                     results: dict[str, Any]) -> str:
+        ident = analysis_id(sha256, date)
+        with self.writing() as conn:
+            conn.execute(
+                schema.analyses.insert().values(
+                    sha256=sha256, id=ident, date=date, status=status,
+                    stats=json.dumps(stats), results=json.dumps(results),
+                )
+            )
+            conn.execute(
+                update(schema.files).where(schema.files.c.sha256 == sha256).values(last_analysis_date=date)
+            )
+        return ident
+
+    def get_analysis(self, sha256: str, ident: str) -> dict[str, Any] | None:
+        a = schema.analyses
+        with self.engine.connect() as conn:
+            row = conn.execute(select(a).where(a.c.sha256 == sha256, a.c.id == ident)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["stats"] = json.loads(out["stats"])
+        out["results"] = json.loads(out["results"])
+        return out
+
+    # -- API keys ----------------------------------------------------------------------------
+    def create_api_key(self, name: str) -> str:
+        key = secrets.token_hex(32)
+        with self.writing() as conn:
+            conn.execute(
+                schema.api_keys.insert().values(
+                    key_hash=hash_key(key), name=name, created=int(time.time())
+                )
+            )
+        return key
+
+    def api_key_name(self, key: str) -> str | None:
+        k = schema.api_keys
+        with self.engine.connect() as conn:
+            return conn.execute(select(k.c.name).where(k.c.key_hash == hash_key(key))).scalar()
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        k = schema.api_keys
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(k.c.name, k.c.created).order_by(k.c.created)).mappings()]
+
+    def revoke_api_keys(self, name: str) -> int:
+        with self.writing() as conn:
+            return int(conn.execute(delete(schema.api_keys).where(schema.api_keys.c.name == name)).rowcount)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+def meaningful_name(names: list[tuple[str, int, int]]) -> str | None:
+    """VirusTotal-style pick: the most submitted name that is not just a hash, earliest first."""
+    if not names:
+        return None
+
+    def hashy(name: str) -> bool:
+        stem = name.rsplit(".", 1)[0]
+        return len(stem) in HASHY_NAME_LENGTHS and is_hash(stem) is not None
+
+    ranked = sorted(names, key=lambda t: (hashy(t[0]), -t[1], t[2], t[0]))
+    return ranked[0][0]
