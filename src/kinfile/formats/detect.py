@@ -22,7 +22,20 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from kinfile.formats.types import EXTENSION_TEXT_TYPES, MAGIKA_TEXT_TYPES, TYPES, FileType
+from kinfile.formats.types import (
+    ELF_MACHINES,
+    ELF_TYPES,
+    EXTENSION_TEXT_TYPES,
+    MAGIC_NUMBERS,
+    MAGIKA_TEXT_TYPES,
+    ODF_MIMETYPES,
+    OLE_CLSIDS,
+    OLE_STREAMS,
+    PE_MACHINES,
+    PE_SUBSYSTEMS,
+    TYPES,
+    FileType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,24 +68,6 @@ def _u32(data: bytes, offset: int, endian: str = "<") -> int | None:
 
 # --- executables ------------------------------------------------------------------------
 
-_PE_MACHINES = {
-    0x14C: "Intel 80386",
-    0x8664: "x86-64",
-    0xAA64: "Aarch64",
-    0x1C0: "ARM",
-    0x1C4: "ARMv7 Thumb",
-    0x200: "Intel Itanium",
-    0xEBC: "EFI byte code",
-}
-_PE_SUBSYSTEMS = {
-    1: "native",
-    2: "GUI",
-    3: "console",
-    10: "EFI application",
-    11: "EFI boot service driver",
-    12: "EFI runtime driver",
-}
-
 
 def sniff_mz(data: bytes, name: str | None) -> Sniff | None:
     if data[:2] not in (b"MZ", b"ZM"):
@@ -83,12 +78,12 @@ def sniff_mz(data: bytes, name: str | None) -> Sniff | None:
         characteristics = _u16(data, e_lfanew + 22) or 0
         is64 = _u16(data, e_lfanew + 24) == 0x20B
         is_dll = bool(characteristics & 0x2000)
-        subsystem = _PE_SUBSYSTEMS.get(_u16(data, e_lfanew + 24 + 68) or 0, "")
+        subsystem = PE_SUBSYSTEMS.get(_u16(data, e_lfanew + 24 + 68) or 0, "")
         flavour = "(DLL) " if is_dll else ""
         flavour += f"({subsystem}) " if subsystem else ""
         gist = (
             f"PE32{'+' if is64 else ''} executable {flavour}"
-            f"{_PE_MACHINES.get(machine, f'machine 0x{machine:x}')}, for MS Windows"
+            f"{PE_MACHINES.get(machine, f'machine 0x{machine:x}')}, for MS Windows"
         )
         key = ("pedll" if is_dll else "peexe") + ("64" if is64 else "")
         return Sniff(key, ("64bits",) if is64 else (), gist)
@@ -98,27 +93,13 @@ def sniff_mz(data: bytes, name: str | None) -> Sniff | None:
     return Sniff("mz", (), "MS-DOS executable")
 
 
-_ELF_MACHINES = {
-    3: "Intel 80386",
-    8: "MIPS",
-    20: "PowerPC",
-    21: "64-bit PowerPC",
-    22: "IBM S/390",
-    40: "ARM",
-    62: "x86-64",
-    183: "ARM aarch64",
-    243: "UCB RISC-V",
-}
-_ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core file"}
-
-
 def sniff_elf(data: bytes, name: str | None) -> Sniff | None:
     if data[:4] != b"\x7fELF":
         return None
     is64 = data[4:5] == b"\x02"
     endian = ">" if data[5:6] == b"\x02" else "<"
-    e_type = _ELF_TYPES.get(_u16(data, 16, endian) or 0, "unknown type")
-    machine = _ELF_MACHINES.get(_u16(data, 18, endian) or 0, "unknown arch")
+    e_type = ELF_TYPES.get(_u16(data, 16, endian) or 0, "unknown type")
+    machine = ELF_MACHINES.get(_u16(data, 18, endian) or 0, "unknown arch")
     order = "MSB" if endian == ">" else "LSB"
     gist = f"ELF {'64' if is64 else '32'}-bit {order} {e_type}, {machine}"
     return Sniff("elf", ("64bits",) if is64 else (), gist)
@@ -142,7 +123,7 @@ def sniff_macho_or_class(data: bytes, name: str | None) -> Sniff | None:
         if count is None:
             return None
         if 0 < count < 40:  # fat Mach-O: arch count; Java class files have major version >= 45 here
-            return Sniff("macho", ("universal",), f"Mach-O universal binary with {count} architectures")
+            return Sniff("macho", (), f"Mach-O universal binary with {count} architectures")
         if head == b"\xca\xfe\xba\xbe":
             return Sniff("java-bytecode", (), "compiled Java class data")
     return None
@@ -165,19 +146,6 @@ def sniff_rtf(data: bytes, name: str | None) -> Sniff | None:
     return Sniff("rtf", (), "Rich Text Format data")
 
 
-_OLE_CLSIDS = {
-    "00020906-0000-0000-C000-000000000046": "doc",
-    "00020900-0000-0000-C000-000000000046": "doc",
-    "00020810-0000-0000-C000-000000000046": "xls",
-    "00020820-0000-0000-C000-000000000046": "xls",
-    "64818D10-4F9B-11CF-86EA-00AA00B929E8": "ppt",
-    "000C1084-0000-0000-C000-000000000046": "msi",
-    "000C1086-0000-0000-C000-000000000046": "msi",
-    "000C1082-0000-0000-C000-000000000046": "msi",
-}
-_OLE_STREAMS = {"WordDocument": "doc", "Workbook": "xls", "Book": "xls", "PowerPoint Document": "ppt"}
-
-
 def _ole_key(data: bytes) -> tuple[str, tuple[str, ...]]:
     """Tell doc/xls/ppt/msi/outlook apart from the directory (olefile) and root CLSID."""
     try:
@@ -194,10 +162,10 @@ def _ole_key(data: bytes) -> tuple[str, tuple[str, ...]]:
     if "EncryptedPackage" in top:
         return "msoffice", ("encrypted",)
     for stream in top:
-        if stream in _OLE_STREAMS:
-            return _OLE_STREAMS[stream], ()
-    if clsid in _OLE_CLSIDS:
-        return _OLE_CLSIDS[clsid], ()
+        if stream in OLE_STREAMS:
+            return OLE_STREAMS[stream], ()
+    if clsid in OLE_CLSIDS:
+        return OLE_CLSIDS[clsid], ()
     if any(n.startswith(("__substg1.0_", "__properties_version1.0")) for n in top):
         return "outlook", ()
     if any(n and all(0x3800 <= ord(ch) <= 0x4840 for ch in n) for n in top):  # MSI-encoded names
@@ -243,13 +211,6 @@ def _zip_local_names(data: bytes, limit: int = 64) -> list[str]:
     return names
 
 
-_ODF_MIMETYPES = {
-    b"application/vnd.oasis.opendocument.text": "odt",
-    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
-    b"application/vnd.oasis.opendocument.presentation": "odp",
-}
-
-
 def _zip_key(data: bytes, names: list[str]) -> str:
     name_set = set(names)
     if "[Content_Types].xml" in name_set:
@@ -259,7 +220,7 @@ def _zip_key(data: bytes, names: list[str]) -> str:
         if any(n.startswith(("Documents/", "FixedDocumentSequence")) for n in names):
             return "xps"
     if data[30:38] == b"mimetype":  # ODF: stored "mimetype" member comes first
-        for mimetype, key in _ODF_MIMETYPES.items():
+        for mimetype, key in ODF_MIMETYPES.items():
             if data[38 : 38 + len(mimetype)] == mimetype:
                 return key
     if "AndroidManifest.xml" in name_set and "classes.dex" in name_set:
@@ -280,40 +241,9 @@ def sniff_zip(data: bytes, name: str | None) -> Sniff | None:
 
 # --- other magic numbers ----------------------------------------------------------------
 
-# (offset, magic, TYPES key, file(1)-like gist)
-_MAGICS: tuple[tuple[int, bytes, str, str], ...] = (
-    (0, b"7z\xbc\xaf\x27\x1c", "7zip", "7-zip archive data"),
-    (0, b"Rar!\x1a\x07", "rar", "RAR archive data"),
-    (0, b"\x1f\x8b\x08", "gzip", "gzip compressed data"),
-    (0, b"\xfd7zXZ\x00", "xz", "XZ compressed data"),
-    (0, b"MSCF\0\0\0\0", "cab", "Microsoft Cabinet archive data"),
-    (257, b"ustar", "tar", "POSIX tar archive"),
-    (0, b"070701", "cpio", "ASCII cpio archive (SVR4 with no CRC)"),
-    (0, b"070702", "cpio", "ASCII cpio archive (SVR4 with CRC)"),
-    (0, b"070707", "cpio", "ASCII cpio archive (pre-SVR4 or odc)"),
-    (0, b"\x28\xb5\x2f\xfd", "zstd", "Zstandard compressed data"),
-    (0, b"SZDD\x88\xf0\x27\x33", "mscompress", "MS Compress archive data, SZDD variant"),
-    (0, b"KWAJ\x88\xf0\x27\xd1", "mscompress", "MS Compress archive data, KWAJ variant"),
-    (0x8001, b"CD001", "isoimage", "ISO 9660 CD-ROM filesystem data"),
-    (0, b"L\0\0\0\x01\x14\x02\0\0\0\0\0\xc0\0\0\0\0\0\0F", "lnk", "MS Windows shortcut"),
-    (0, b"ITSF\x03\0\0\0", "chm", "MS Windows HtmlHelp Data"),
-    (0, b"\x78\x9f\x3e\x22", "tnef", "Transport Neutral Encapsulation Format"),
-    (0, b"dex\n", "dex", "Dalvik dex file"),
-    (0, b"\0asm", "wasm", "WebAssembly (wasm) binary module"),
-    (0, b"\x89PNG\r\n\x1a\n", "png", "PNG image data"),
-    (0, b"\xff\xd8\xff", "jpeg", "JPEG image data"),
-    (0, b"GIF87a", "gif", "GIF image data, version 87a"),
-    (0, b"GIF89a", "gif", "GIF image data, version 89a"),
-    (0, b"II*\0", "tiff", "TIFF image data, little-endian"),
-    (0, b"MM\0*", "tiff", "TIFF image data, big-endian"),
-    (0, b"FWS", "flash", "Macromedia Flash data"),
-    (0, b"CWS", "flash", "Macromedia Flash data (compressed)"),
-    (0, b"ZWS", "flash", "Macromedia Flash data (LZMA compressed)"),
-)
-
 
 def sniff_magic_numbers(data: bytes, name: str | None) -> Sniff | None:
-    for offset, magic, key, gist in _MAGICS:
+    for offset, magic, key, gist in MAGIC_NUMBERS:
         if data[offset : offset + len(magic)] == magic:
             return Sniff(key, (), gist)
     if data[:3] == b"BZh" and data[3:4] in b"123456789" and data[3:4]:

@@ -213,3 +213,82 @@ EXTENSION_TEXT_TYPES: dict[str, str] = {
     "json": "json",
     "eml": "email",
 }
+
+
+# --- structural identification data (used by kinfile.formats.detect) ---------------------
+
+PE_MACHINES = {
+    0x14C: "Intel 80386",
+    0x8664: "x86-64",
+    0xAA64: "Aarch64",
+    0x1C0: "ARM",
+    0x1C4: "ARMv7 Thumb",
+    0x200: "Intel Itanium",
+    0xEBC: "EFI byte code",
+}
+PE_SUBSYSTEMS = {
+    1: "native",
+    2: "GUI",
+    3: "console",
+    10: "EFI application",
+    11: "EFI boot service driver",
+    12: "EFI runtime driver",
+}
+ELF_MACHINES = {
+    3: "Intel 80386",
+    8: "MIPS",
+    20: "PowerPC",
+    21: "64-bit PowerPC",
+    22: "IBM S/390",
+    40: "ARM",
+    62: "x86-64",
+    183: "ARM aarch64",
+    243: "UCB RISC-V",
+}
+ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core file"}
+OLE_CLSIDS = {
+    "00020906-0000-0000-C000-000000000046": "doc",
+    "00020900-0000-0000-C000-000000000046": "doc",
+    "00020810-0000-0000-C000-000000000046": "xls",
+    "00020820-0000-0000-C000-000000000046": "xls",
+    "64818D10-4F9B-11CF-86EA-00AA00B929E8": "ppt",
+    "000C1084-0000-0000-C000-000000000046": "msi",
+    "000C1086-0000-0000-C000-000000000046": "msi",
+    "000C1082-0000-0000-C000-000000000046": "msi",
+}
+OLE_STREAMS = {"WordDocument": "doc", "Workbook": "xls", "Book": "xls", "PowerPoint Document": "ppt"}
+ODF_MIMETYPES = {
+    b"application/vnd.oasis.opendocument.text": "odt",
+    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
+    b"application/vnd.oasis.opendocument.presentation": "odp",
+}
+# Magic numbers: (offset, magic, TYPES key, file(1)-like gist), first match wins.
+MAGIC_NUMBERS: tuple[tuple[int, bytes, str, str], ...] = (
+    (0, b"7z\xbc\xaf\x27\x1c", "7zip", "7-zip archive data"),
+    (0, b"Rar!\x1a\x07", "rar", "RAR archive data"),
+    (0, b"\x1f\x8b\x08", "gzip", "gzip compressed data"),
+    (0, b"\xfd7zXZ\x00", "xz", "XZ compressed data"),
+    (0, b"MSCF\0\0\0\0", "cab", "Microsoft Cabinet archive data"),
+    (257, b"ustar", "tar", "POSIX tar archive"),
+    (0, b"070701", "cpio", "ASCII cpio archive (SVR4 with no CRC)"),
+    (0, b"070702", "cpio", "ASCII cpio archive (SVR4 with CRC)"),
+    (0, b"070707", "cpio", "ASCII cpio archive (pre-SVR4 or odc)"),
+    (0, b"\x28\xb5\x2f\xfd", "zstd", "Zstandard compressed data"),
+    (0, b"SZDD\x88\xf0\x27\x33", "mscompress", "MS Compress archive data, SZDD variant"),
+    (0, b"KWAJ\x88\xf0\x27\xd1", "mscompress", "MS Compress archive data, KWAJ variant"),
+    (0x8001, b"CD001", "isoimage", "ISO 9660 CD-ROM filesystem data"),
+    (0, b"L\0\0\0\x01\x14\x02\0\0\0\0\0\xc0\0\0\0\0\0\0F", "lnk", "MS Windows shortcut"),
+    (0, b"ITSF\x03\0\0\0", "chm", "MS Windows HtmlHelp Data"),
+    (0, b"\x78\x9f\x3e\x22", "tnef", "Transport Neutral Encapsulation Format"),
+    (0, b"dex\n", "dex", "Dalvik dex file"),
+    (0, b"\0asm", "wasm", "WebAssembly (wasm) binary module"),
+    (0, b"\x89PNG\r\n\x1a\n", "png", "PNG image data"),
+    (0, b"\xff\xd8\xff", "jpeg", "JPEG image data"),
+    (0, b"GIF87a", "gif", "GIF image data, version 87a"),
+    (0, b"GIF89a", "gif", "GIF image data, version 89a"),
+    (0, b"II*\0", "tiff", "TIFF image data, little-endian"),
+    (0, b"MM\0*", "tiff", "TIFF image data, big-endian"),
+    (0, b"FWS", "flash", "Macromedia Flash data"),
+    (0, b"CWS", "flash", "Macromedia Flash data (compressed)"),
+    (0, b"ZWS", "flash", "Macromedia Flash data (LZMA compressed)"),
+)
