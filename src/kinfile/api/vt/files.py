@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -56,7 +57,7 @@ async def _receive_upload(request: Request) -> JSONResponse:
     if not isinstance(upload, UploadFile):
         raise BadRequestError('missing multipart field "file"')
     password = form.get("password")
-    name = upload.filename or None
+    name = re.split(r"[\\/]", upload.filename)[-1] if upload.filename else None  # basename only
     try:
         data = await run_in_threadpool(upload.file.read)
     finally:
