@@ -50,12 +50,31 @@ class PostgresServer:
         return subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> str:
-        self._run(f"{self.bindir}/initdb", "-D", str(self.datadir), "-U", "kinfile", "--auth=trust",
-                  "-E", "UTF8", "--no-sync")
+        self._run(
+            f"{self.bindir}/initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "kinfile",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         log = self.tmp / "server.log"
-        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.datadir), "-l", str(log), "-w", "-t", "60",
-                  "-o", f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -c fsync=off -c full_page_writes=off",
-                  "start")
+        self._run(
+            f"{self.bindir}/pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -c fsync=off -c full_page_writes=off",
+            "start",
+        )
         pidfile = self.datadir / "postmaster.pid"
         self.pid = int(pidfile.read_text().split("\n", 1)[0])
         return f"postgresql://kinfile@127.0.0.1:{self.port}/postgres"

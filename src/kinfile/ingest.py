@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kinfile.analysis.pipeline import Analysed, Limits, analyse_bytes
+from kinfile.errors import ConfigurationError
+from kinfile.formats.registry import BUILTIN_FORMATS
 from kinfile.hashing.digests import digest_bytes
 from kinfile.models import SCHEMA_VERSION, IngestItem, Relation, Submission
 from kinfile.settings import Settings
@@ -74,12 +76,34 @@ def limits_from(settings: Settings) -> Limits:
         max_depth=settings.max_child_depth,
         max_children=settings.max_children,
         max_child_bytes=settings.max_child_bytes,
+        formats=parse_analysers(settings.analysers),
     )
 
 
-def build_items(node: Analysed, submission: Submission | None, blobs: BlobStore, known_version: int | None,
-                parent: str | None = None, relationship: str | None = None,
-                child_name: str | None = None) -> IngestItem:
+def parse_analysers(value: str) -> frozenset[str] | None:
+    """``all`` → None (every analyser), ``none`` → empty set, else the named formats."""
+    words = {w.strip().lower() for w in value.split(",") if w.strip()}
+    if not words or words == {"all"}:
+        return None
+    if words == {"none"}:
+        return frozenset()
+    unknown = words - set(BUILTIN_FORMATS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown analysers {sorted(unknown)}; valid: all, none, {', '.join(BUILTIN_FORMATS)}"
+        )
+    return frozenset(words)
+
+
+def build_items(
+    node: Analysed,
+    submission: Submission | None,
+    blobs: BlobStore,
+    known_version: int | None,
+    parent: str | None = None,
+    relationship: str | None = None,
+    child_name: str | None = None,
+) -> IngestItem:
     """Put the blobs of an analysed tree and turn it into store items (children included)."""
     rec = node.record
     blobs.put_bytes(rec.sha256, node.data)
@@ -94,11 +118,10 @@ def build_items(node: Analysed, submission: Submission | None, blobs: BlobStore,
     date = submission.date if submission else int(time.time())
     for child, analysed in node.children:
         name = child.get("name")
-        sub = Submission(date=date, name=name or None, source_key=f"extracted:{rec.sha256[:16]}",
-                         interface="extracted")
-        item.children.append(
-            build_items(analysed, sub, blobs, None, rec.sha256, child["relationship"], name)
+        sub = Submission(
+            date=date, name=name or None, source_key=f"extracted:{rec.sha256[:16]}", interface="extracted"
         )
+        item.children.append(build_items(analysed, sub, blobs, None, rec.sha256, child["relationship"], name))
     return item
 
 
@@ -120,7 +143,7 @@ def process_path(path: str, source: str, date: int, name_mode: str = "basename")
     started = time.perf_counter()
     out = Outcome(path=path)
     try:
-        size = os.stat(path).st_size
+        size = Path(path).stat().st_size
         out.size = size
         if size == 0:
             out.reason = "empty file (0 bytes)"
@@ -157,8 +180,9 @@ def _call(args: tuple[str, str, int]) -> Outcome:
         return Outcome(path=args[0], reason=f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
-def _ordered_map(pool: ProcessPoolExecutor, tasks: Iterable[tuple[str, str, int]],
-                 window: int) -> Iterator[Outcome]:
+def _ordered_map(
+    pool: ProcessPoolExecutor, tasks: Iterable[tuple[str, str, int]], window: int
+) -> Iterator[Outcome]:
     """Like ``pool.map`` but with at most ``window`` tasks in flight (bounded memory)."""
     from collections import deque
 

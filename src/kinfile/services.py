@@ -62,8 +62,13 @@ def load_secret(settings: Settings) -> bytes:
 
 
 class Services:
-    def __init__(self, settings: Settings, store: Store | None = None, blobs: BlobStore | None = None,
-                 migrate: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        blobs: BlobStore | None = None,
+        migrate: bool = True,
+    ) -> None:
         self.settings = settings
         self.store = store or Store(settings.db)
         if migrate:
@@ -113,8 +118,9 @@ class Services:
         attrs.setdefault("total_votes", {"harmless": 0, "malicious": 0})
         return attrs
 
-    def submit_bytes(self, data: bytes, name: str | None, source_key: str, interface: str = "api",
-                     date: int | None = None) -> tuple[str, str]:
+    def submit_bytes(
+        self, data: bytes, name: str | None, source_key: str, interface: str = "api", date: int | None = None
+    ) -> tuple[str, str]:
         """Analyse and store an uploaded file. Returns ``(sha256, analysis id)``."""
         size = len(data)
         if size == 0:

@@ -41,6 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spool_threshold", 1 * MB, "Uploads larger than this are spooled to disk, not memory.", int),
     Setting("jobs", 0, "Ingest worker processes (0 = one per core).", int),
     Setting("analysis_timeout", 10.0, "Time budget in seconds for the analysis of one file.", float),
+    Setting(
+        "analysers",
+        "all",
+        "Format analysers to run: all, none, or a comma list (pe,pdf,ole,...).",
+    ),
     Setting("max_child_depth", 3, "How deep sub-files (archive members, resources...) are followed.", int),
     Setting("max_children", 1000, "Most sub-files extracted from one submitted file, all levels.", int),
     Setting("max_child_bytes", 256 * MB, "Most bytes of sub-files extracted from one submitted file.", int),
@@ -68,6 +73,7 @@ class Settings:
     spool_threshold: int
     jobs: int
     analysis_timeout: float
+    analysers: str
     max_child_depth: int
     max_children: int
     max_child_bytes: int

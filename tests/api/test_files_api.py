@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from kinfile.api.app import create_app
 from kinfile.services import Services
 from kinfile.settings import Settings, load_settings
-
 from tests.conftest import FOUNDATION
 
 RESERVED = {"type", "id", "error", "relationships", "context_attributes"}
@@ -128,8 +127,11 @@ def test_upload_url_accepts_the_same_multipart(client: TestClient) -> None:
     data = (FOUNDATION / "testxslt.js_").read_bytes()
     r = client.post(url, files={"file": ("x.js", data)})
     assert r.status_code == 200 and r.json()["data"]["type"] == "analysis"
-    assert_error(client.post("/api/v3/files/upload/forged.token", files={"file": ("x", data)}),
-                 400, "InvalidArgumentError")
+    assert_error(
+        client.post("/api/v3/files/upload/forged.token", files={"file": ("x", data)}),
+        400,
+        "InvalidArgumentError",
+    )
 
 
 def test_submissions_relationship_pagination(client: TestClient) -> None:
@@ -186,8 +188,10 @@ def test_bad_uploads(client: TestClient) -> None:
     assert_error(client.post("/api/v3/files", files={"file": ("empty", b"")}), 400, "BadRequestError")
     assert_error(client.post("/api/v3/files", data={"other": "x"}), 400, "BadRequestError")
     assert_error(client.post("/api/v3/files", content=b"not multipart"), 400, "BadRequestError")
-    bad = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc"  # no end
-    r = client.post("/api/v3/files", content=bad, headers={"content-type": "multipart/form-data; boundary=XYZ"})
+    bad = b'--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'  # no end
+    r = client.post(
+        "/api/v3/files", content=bad, headers={"content-type": "multipart/form-data; boundary=XYZ"}
+    )
     assert r.status_code == 400 and "error" in r.json()
     # the server keeps serving
     assert client.get("/api/v3/metadata").status_code == 200
@@ -222,13 +226,22 @@ def test_password_zip_upload(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     obj = client.get(f"/api/v3/files/{hashlib.sha256(inner).hexdigest()}").json()["data"]
     assert obj["attributes"]["names"] == ["sample.js"]
-    assert_error(client.post("/api/v3/files", files={"file": ("s.zip", good)}, data={"password": "wrong"}),
-                 400, "BadRequestError")
+    assert_error(
+        client.post("/api/v3/files", files={"file": ("s.zip", good)}, data={"password": "wrong"}),
+        400,
+        "BadRequestError",
+    )
     two = _zip({"a": b"1" * 100, "b": b"2" * 100}, b"pw")
-    assert_error(client.post("/api/v3/files", files={"file": ("t.zip", two)}, data={"password": "pw"}),
-                 400, "BadRequestError")
-    assert_error(client.post("/api/v3/files", files={"file": ("n.zip", inner)}, data={"password": "pw"}),
-                 400, "BadRequestError")
+    assert_error(
+        client.post("/api/v3/files", files={"file": ("t.zip", two)}, data={"password": "pw"}),
+        400,
+        "BadRequestError",
+    )
+    assert_error(
+        client.post("/api/v3/files", files={"file": ("n.zip", inner)}, data={"password": "pw"}),
+        400,
+        "BadRequestError",
+    )
 
 
 def test_concurrent_uploads_of_the_same_file(client: TestClient) -> None:

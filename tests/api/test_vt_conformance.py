@@ -17,7 +17,6 @@ import vt
 from kinfile.api.app import create_app
 from kinfile.services import Services
 from kinfile.settings import load_settings
-
 from tests.conftest import FOUNDATION
 
 

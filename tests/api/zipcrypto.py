@@ -53,10 +53,32 @@ def encrypted_zip(members: dict[str, bytes], password: bytes) -> bytes:
         payload = keys.encrypt(header + data)
         fname = name.encode()
         offset = len(body)
-        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, 0, 0, crc, len(payload), len(data),
-                            len(fname), 0)
+        local = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, 0, 0, crc, len(payload), len(data), len(fname), 0
+        )
         body += local + fname + payload
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 1, 0, 0, 0, crc, len(payload),
-                               len(data), len(fname), 0, 0, 0, 0, 0, offset) + fname
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                1,
+                0,
+                0,
+                0,
+                crc,
+                len(payload),
+                len(data),
+                len(fname),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + fname
+        )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(body), 0)
     return bytes(body + central + end)

@@ -19,7 +19,6 @@ from kinfile.cli import main
 from kinfile.services import Services
 from kinfile.settings import load_settings
 from kinfile.storage.store import Store
-
 from tests.conftest import CORPUS, FOUNDATION
 
 
@@ -42,8 +41,9 @@ def samples(tmp_path: Path) -> Path:
 
 def test_ingest_folder_twice_records_every_submission(tmp_path: Path, samples: Path, db_url: str) -> None:
     home = tmp_path / "home"
-    code, out, _ = run(home, "ingest", str(samples), "-j", "2", "--source", "lab1",
-                       "--date", "2026-11-01", db=db_url)
+    code, out, _ = run(
+        home, "ingest", str(samples), "-j", "2", "--source", "lab1", "--date", "2026-11-01", db=db_url
+    )
     assert code == 0, out
     assert "8 files" in out and "8 new, 0 duplicate, 0 failed" in out
     code, out, _ = run(home, "ingest", str(samples / "nested"), "-j", "1", "--source", "lab2", db=db_url)
@@ -88,7 +88,7 @@ def test_bad_arguments_exit_non_zero(tmp_path: Path) -> None:
 def test_config_prints_effective_values(tmp_path: Path) -> None:
     home = tmp_path / "h"
     home.mkdir()
-    (home / "kinfile.toml").write_text('port = 9999\nanalysis_timeout = 3.5\n')
+    (home / "kinfile.toml").write_text("port = 9999\nanalysis_timeout = 3.5\n")
     code, out, _ = run(home, "--setting", "port=7000", "config", "--json")
     assert code == 0
     values = json.loads(out)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from kinfile.analysis.pipeline import analyse_bytes
 from kinfile.models import FileRecord, IngestItem, Relation, Submission
 from kinfile.storage.store import Store, meaningful_name
-
 from tests.conftest import FOUNDATION
 
 
@@ -21,7 +21,7 @@ def _record(data: bytes, **attrs: object) -> FileRecord:
 
 
 @pytest.fixture
-def store(db_url: str) -> Store:
+def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
     assert s.migrate() == ["0001_initial"]
     yield s
@@ -77,8 +77,14 @@ def test_side_tables_and_report_replacement(store: Store) -> None:
     rec = _record(b"#!/bin/sh\necho hello world from a shell script\n" * 3)
     sub = Submission(date=1, name=None, source_key="x", interface="cli")
     store.save([IngestItem(sha256=rec.sha256, submission=sub, record=rec)])
-    rec2 = FileRecord(rec.sha256, rec.md5, rec.sha1, rec.size, dict(rec.attributes, tags=["new-tag"]),
-                      schema_version=rec.schema_version + 1)
+    rec2 = FileRecord(
+        rec.sha256,
+        rec.md5,
+        rec.sha1,
+        rec.size,
+        dict(rec.attributes, tags=["new-tag"]),
+        schema_version=rec.schema_version + 1,
+    )
     store.save([IngestItem(sha256=rec.sha256, submission=None, record=rec2, replace_report=True)])
     row = store.get_file(rec.sha256)
     assert row is not None
@@ -95,9 +101,12 @@ def test_relations_are_stored_in_both_directions(store: Store) -> None:
     child = _record(b"MZ" + b"\x90" * 200)
     sub = Submission(date=5, name="clam.zip", source_key="x", interface="cli")
     child_item = IngestItem(
-        sha256=child.sha256, record=child,
+        sha256=child.sha256,
+        record=child,
         submission=Submission(date=5, name="clam.exe", source_key="extracted", interface="extracted"),
-        relation=Relation(parent=parent.sha256, child=child.sha256, relationship="bundled_files", name="clam.exe"),
+        relation=Relation(
+            parent=parent.sha256, child=child.sha256, relationship="bundled_files", name="clam.exe"
+        ),
     )
     store.save([IngestItem(sha256=parent.sha256, submission=sub, record=parent, children=[child_item])])
     down = store.relations(parent.sha256, "bundled_files", 0, 10)
@@ -133,8 +142,15 @@ def test_concurrent_saves_of_one_file(store: Store) -> None:
 
     def submit(i: int) -> None:
         try:
-            store.save([IngestItem(sha256=rec.sha256, record=rec,
-                                   submission=Submission(100 + i, f"n{i}.rtf", f"s{i}", "api"))])
+            store.save(
+                [
+                    IngestItem(
+                        sha256=rec.sha256,
+                        record=rec,
+                        submission=Submission(100 + i, f"n{i}.rtf", f"s{i}", "api"),
+                    )
+                ]
+            )
         except BaseException as exc:  # pragma: no cover - the assertion reports it
             errors.append(exc)
 

@@ -30,6 +30,7 @@ class Limits:
     max_depth: int = 3
     max_children: int = 1000
     max_child_bytes: int = 256 * 1024 * 1024
+    formats: frozenset[str] | None = None  # analysers to run; None = all
 
 
 @dataclass
@@ -47,8 +48,9 @@ def identify(data: bytes, name: str | None) -> dict[str, Any]:
     return detect.identify(data, name)
 
 
-def analyse_bytes(data: bytes, name: str | None = None, limits: Limits | None = None,
-                  digests: Digests | None = None) -> Analysed:
+def analyse_bytes(
+    data: bytes, name: str | None = None, limits: Limits | None = None, digests: Digests | None = None
+) -> Analysed:
     """Analyse ``data`` and, within ``limits``, its sub-files."""
     limits = limits or Limits()
     budget = _Budget(limits)
@@ -68,8 +70,9 @@ class _Budget:
         return True
 
 
-def _analyse(data: bytes, name: str | None, limits: Limits, budget: _Budget, depth: int,
-             digests: Digests | None = None) -> Analysed:
+def _analyse(
+    data: bytes, name: str | None, limits: Limits, budget: _Budget, depth: int, digests: Digests | None = None
+) -> Analysed:
     started = time.monotonic()
     digests = digests or digest_bytes(data)
     attrs: dict[str, Any] = {
@@ -94,7 +97,8 @@ def _analyse(data: bytes, name: str | None, limits: Limits, budget: _Budget, dep
     attrs.update({k: v for k, v in ident.items() if v not in (None, "", [])})
 
     children: list[Child] = []
-    analyser = analyser_for(fmt)
+    enabled = limits.formats is None or fmt in limits.formats
+    analyser = analyser_for(fmt) if enabled else None
     if analyser is not None:
         deadline = Deadline(limits.timeout)
         try:
@@ -115,8 +119,12 @@ def _analyse(data: bytes, name: str | None, limits: Limits, budget: _Budget, dep
         attrs["anomalies"] = anomalies[:256]
     attrs["analysis_seconds"] = round(time.monotonic() - started, 4)
     record = FileRecord(
-        sha256=digests.sha256, md5=digests.md5, sha1=digests.sha1, size=digests.size,
-        attributes=attrs, schema_version=SCHEMA_VERSION,
+        sha256=digests.sha256,
+        md5=digests.md5,
+        sha1=digests.sha1,
+        size=digests.size,
+        attributes=attrs,
+        schema_version=SCHEMA_VERSION,
     )
     node = Analysed(record=record, data=data)
     if depth >= limits.max_depth:

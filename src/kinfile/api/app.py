@@ -54,8 +54,10 @@ class UploadSizeGuard:
                 except ValueError:
                     declared = 0
                 if declared > self.limit:
-                    await _send_error(send, PayloadTooLargeError(
-                        f"request body of {declared} bytes exceeds the upload limit"))
+                    await _send_error(
+                        send,
+                        PayloadTooLargeError(f"request body of {declared} bytes exceeds the upload limit"),
+                    )
                     return
         seen = 0
 
@@ -73,8 +75,13 @@ class UploadSizeGuard:
 
 async def _send_error(send: Send, exc: KinfileError) -> None:
     body = json.dumps(exc.to_dict()).encode()
-    await send({"type": "http.response.start", "status": exc.http_status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.http_status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -102,7 +109,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return error_response(NotFoundError(str(exc.detail) if exc.detail != "Not Found" else "Not found"))
+            return error_response(
+                NotFoundError(str(exc.detail) if exc.detail != "Not Found" else "Not found")
+            )
         if exc.status_code == 403:
             return error_response(ForbiddenError(str(exc.detail)))
         if exc.status_code == 413:

@@ -34,8 +34,14 @@ class KinfileGroup(click.Group):
 @click.option("--config", "config_file", default=None, help="TOML settings file.")
 @click.option("--setting", "extra", multiple=True, metavar="NAME=VALUE", help="Any setting (repeatable).")
 @click.pass_context
-def main(ctx: click.Context, home: str | None, db: str | None, blobs: str | None,
-         config_file: str | None, extra: tuple[str, ...]) -> None:
+def main(
+    ctx: click.Context,
+    home: str | None,
+    db: str | None,
+    blobs: str | None,
+    config_file: str | None,
+    extra: tuple[str, ...],
+) -> None:
     """kinfile: VirusTotal-style file intelligence over your own sample collection."""
     overrides: dict[str, Any] = {"home": home, "db": db, "blobs": blobs}
     for item in extra:
@@ -52,8 +58,10 @@ def settings_from(ctx: click.Context, **more: Any) -> Settings:
     overrides = dict(root["overrides"])
     overrides.update({k: v for k, v in more.items() if v is not None})
     settings = load_settings(overrides, config_file=root["config_file"])
-    logging.basicConfig(level=getattr(logging, str(settings.log_level).upper(), logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(settings.log_level).upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     return settings
 
 

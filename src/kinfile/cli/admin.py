@@ -81,8 +81,13 @@ def show(ctx: click.Context, file_hash: str) -> None:
     """Print a file's VirusTotal attributes as JSON (md5, sha1 or sha256)."""
     services = Services(settings_from(ctx))
     row = services.get_file(file_hash)
-    click.echo(json.dumps({"type": "file", "id": row.sha256, "attributes": services.file_attributes(row)},
-                          indent=2, sort_keys=True))
+    click.echo(
+        json.dumps(
+            {"type": "file", "id": row.sha256, "attributes": services.file_attributes(row)},
+            indent=2,
+            sort_keys=True,
+        )
+    )
 
 
 @click.command()

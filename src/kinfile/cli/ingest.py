@@ -39,11 +39,19 @@ def _stdin_paths() -> Iterator[str]:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--source", default="cli", show_default=True, help="Source key recorded with each submission.")
-@click.option("--date", "date_text", default=None, help="Submission date for backfills (YYYY-MM-DD[THH:MM:SS]).")
+@click.option(
+    "--date", "date_text", default=None, help="Submission date for backfills (YYYY-MM-DD[THH:MM:SS])."
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a TTY).")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, source: str,
-           date_text: str | None, progress: bool | None) -> None:
+def ingest(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    jobs: int | None,
+    source: str,
+    date_text: str | None,
+    progress: bool | None,
+) -> None:
     """Ingest files and directories (recursively); '-' reads paths from stdin, one per line."""
     settings = settings_from(ctx)
     date = parse_date(date_text) if date_text else None

@@ -24,17 +24,31 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 
     settings = settings_from(ctx, host=host, port=port, workers=workers)
     services = Services(settings)  # creates the data dir and runs migrations once, up front
-    if services.store.count_files() == 0 and not services.store.list_api_keys() and settings.auth:
-        click.echo("No API key yet: create one with `kinfile apikey create --name NAME`.", err=True)
-    click.echo(f"kinfile serving http://{settings.host}:{settings.port}/api/v3 "
-               f"(db {settings.db}, blobs {settings.blobs})", err=True)
+    if settings.auth and not services.store.list_api_keys():
+        key = services.store.create_api_key("admin")
+        click.echo(
+            f"First start: created API key for 'admin' (shown once; more with "
+            f"`kinfile apikey create --name NAME`):\n  {key}",
+            err=True,
+        )
+    click.echo(
+        f"kinfile serving http://{settings.host}:{settings.port}/api/v3 "
+        f"(db {settings.db}, blobs {settings.blobs})",
+        err=True,
+    )
     if settings.workers > 1:
         services.close()
         raw = {k: v for k, v in settings.as_dict().items() if k != "secret_key"}
         if settings.secret_key:
             raw["secret_key"] = settings.secret_key
         os.environ[SETTINGS_ENV] = json.dumps(raw)
-        uvicorn.run("kinfile.api.app:create_app_from_environment", factory=True, host=settings.host,
-                    port=settings.port, workers=settings.workers, log_level="warning")
+        uvicorn.run(
+            "kinfile.api.app:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="warning",
+        )
         return
     uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning")

@@ -34,8 +34,15 @@ class BlobStore:
             raise ConfigurationError(f"cannot open blob store {url!r}: {exc}") from exc
         self.root = self.root.rstrip("/")
         self.local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+        self._made: set[str] = set()
         if self.local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def _parent_dir(self, target: str) -> None:
+        parent = target.rsplit("/", 1)[0]
+        if parent not in self._made:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)
 
     def path(self, sha256: str) -> str:
         return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
@@ -53,7 +60,7 @@ class BlobStore:
         target = self.path(sha256)
         tmp = f"{target}.tmp-{secrets.token_hex(6)}"
         if self.local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._parent_dir(target)
             try:
                 shutil.copyfile(source, tmp)
                 os.replace(tmp, target)
@@ -71,7 +78,7 @@ class BlobStore:
         target = self.path(sha256)
         tmp = f"{target}.tmp-{secrets.token_hex(6)}"
         if self.local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._parent_dir(target)
             try:
                 with open(tmp, "wb") as fh:
                     fh.write(data)

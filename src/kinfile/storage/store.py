@@ -189,25 +189,29 @@ class Store:
     def _save_item(self, conn: Connection, item: IngestItem) -> bool:
         new = False
         if item.record is not None:
-            new = self._write_file(conn, item.record, item.replace_report)
+            new = self._write_file(conn, item.record, item.replace_report, item.submission)
         if item.submission is not None:
-            self._write_submission(conn, item.sha256, item.submission)
+            self._write_submission(conn, item.sha256, item.submission, refresh=not new)
         if item.relation is not None:
             rel = item.relation
             reverse = RELATIONSHIP_PAIRS.get(rel.relationship, rel.relationship + "_parents")
-            rows = [
+            date = item.submission.date if item.submission else int(time.time())
+            rows: list[dict[str, Any]] = [
                 {"sha256": rel.parent, "relationship": rel.relationship, "target": rel.child},
                 {"sha256": rel.child, "relationship": reverse, "target": rel.parent},
             ]
             for r in rows:
-                r.update(name=rel.name, date=item.submission.date if item.submission else int(time.time()))
+                r.update(name=rel.name, date=date)
             conn.execute(self._insert_ignore(schema.file_relations), rows)
         for child in item.children:
             self._save_item(conn, child)
         return new
 
-    def _write_file(self, conn: Connection, rec: FileRecord, replace_report: bool) -> bool:
+    def _write_file(
+        self, conn: Connection, rec: FileRecord, replace_report: bool, sub: Submission | None
+    ) -> bool:
         attrs = rec.attributes
+        now = int(time.time())
         values = {
             "sha256": rec.sha256,
             "md5": rec.md5,
@@ -222,19 +226,26 @@ class Store:
             "schema_version": rec.schema_version,
             "downloadable": rec.downloadable,
             "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
-            "times_submitted": 0,
-            "unique_sources": 0,
             "positives": 0,
-            "last_analysis_date": int(time.time()),
+            "last_analysis_date": now,
+            "last_modification_date": now,
+        }
+        # A new file's counters follow from its first submission (written in this transaction).
+        first = {
+            "times_submitted": 1 if sub else 0,
+            "unique_sources": 1 if sub else 0,
+            "first_submission_date": sub.date if sub else None,
+            "last_submission_date": sub.date if sub else None,
+            "meaningful_name": sub.name if sub else None,
         }
         result = conn.execute(
-            self._insert_ignore(schema.files).values(**values).returning(schema.files.c.sha256)
+            self._insert_ignore(schema.files).values(**values, **first).returning(schema.files.c.sha256)
         )
         new = result.first() is not None
         if not new and not replace_report:
             return False
         if not new:
-            keep = ("sha256", "times_submitted", "unique_sources", "positives")
+            keep = ("sha256", "positives")
             conn.execute(
                 update(schema.files)
                 .where(schema.files.c.sha256 == rec.sha256)
@@ -242,13 +253,14 @@ class Store:
             )
         for key in ("tags", "type_tags"):
             table = schema.SIDE_TABLES[key]
-            conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
+            if not new:
+                conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
             tags = sorted({str(t)[:512] for t in attrs.get(key) or []})
             if tags:
                 conn.execute(table.insert(), [{"value": t, "sha256": rec.sha256} for t in tags])
         return new
 
-    def _write_submission(self, conn: Connection, sha256: str, sub: Submission) -> None:
+    def _write_submission(self, conn: Connection, sha256: str, sub: Submission, refresh: bool = True) -> None:
         ident = hashlib.sha256(
             f"{sha256}|{sub.date}|{sub.source_key}|{sub.interface}|{sub.name}|{secrets.token_hex(8)}".encode()
         ).hexdigest()
@@ -264,10 +276,9 @@ class Store:
             )
         )
         if sub.name:
-            conn.execute(
-                self._insert_ignore(schema.file_names).values(value=sub.name[:512], sha256=sha256)
-            )
-        self._refresh_counters(conn, sha256)
+            conn.execute(self._insert_ignore(schema.file_names).values(value=sub.name[:512], sha256=sha256))
+        if refresh:
+            self._refresh_counters(conn, sha256)
 
     def _refresh_counters(self, conn: Connection, sha256: str) -> None:
         s = schema.submissions
@@ -305,7 +316,11 @@ class Store:
         s = schema.submissions
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(s).where(s.c.sha256 == sha256).order_by(s.c.date.desc(), s.c.id).offset(offset).limit(limit)
+                select(s)
+                .where(s.c.sha256 == sha256)
+                .order_by(s.c.date.desc(), s.c.id)
+                .offset(offset)
+                .limit(limit)
             ).mappings()
             return [dict(r) for r in rows]
 
@@ -321,14 +336,19 @@ class Store:
             ).mappings()
             return [dict(x) for x in rows]
 
-    def add_analysis(self, sha256: str, date: int, status: str, stats: dict[str, int],
-                     results: dict[str, Any]) -> str:
+    def add_analysis(
+        self, sha256: str, date: int, status: str, stats: dict[str, int], results: dict[str, Any]
+    ) -> str:
         ident = analysis_id(sha256, date)
         with self.writing() as conn:
             conn.execute(
                 schema.analyses.insert().values(
-                    sha256=sha256, id=ident, date=date, status=status,
-                    stats=json.dumps(stats), results=json.dumps(results),
+                    sha256=sha256,
+                    id=ident,
+                    date=date,
+                    status=status,
+                    stats=json.dumps(stats),
+                    results=json.dumps(results),
                 )
             )
             conn.execute(
@@ -352,9 +372,7 @@ class Store:
         key = secrets.token_hex(32)
         with self.writing() as conn:
             conn.execute(
-                schema.api_keys.insert().values(
-                    key_hash=hash_key(key), name=name, created=int(time.time())
-                )
+                schema.api_keys.insert().values(key_hash=hash_key(key), name=name, created=int(time.time()))
             )
         return key
 
@@ -366,7 +384,9 @@ class Store:
     def list_api_keys(self) -> list[dict[str, Any]]:
         k = schema.api_keys
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(k.c.name, k.c.created).order_by(k.c.created)).mappings()]
+            return [
+                dict(r) for r in conn.execute(select(k.c.name, k.c.created).order_by(k.c.created)).mappings()
+            ]
 
     def revoke_api_keys(self, name: str) -> int:
         with self.writing() as conn:

@@ -37,4 +37,6 @@ async def get_analysis_item(ident: str, request: Request) -> JSONResponse:
     services = services_of(request)
     found = await run_in_threadpool(services.get_analysis, ident)
     row = await run_in_threadpool(services.get_file, found["sha256"])
-    return JSONResponse({"data": vt_object(base_url(request), "file", row.sha256, services.file_attributes(row))})
+    return JSONResponse(
+        {"data": vt_object(base_url(request), "file", row.sha256, services.file_attributes(row))}
+    )

@@ -136,7 +136,9 @@ def download_signed(token: str, request: Request) -> StreamingResponse:
 def _stream(services: Services, file_hash: str) -> StreamingResponse:
     sha256, size = services.open_blob(file_hash)
     headers = {"content-length": str(size), "content-disposition": f'attachment; filename="{sha256}"'}
-    return StreamingResponse(services.iter_blob(sha256), media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(
+        services.iter_blob(sha256), media_type="application/octet-stream", headers=headers
+    )
 
 
 @router.get("/files/{file_id}/relationships/{name}")
@@ -149,8 +151,9 @@ def get_relationship_objects(file_id: str, name: str, request: Request) -> JSONR
     return _relationship_page(file_id, name, request, descriptors=False)
 
 
-def _resolve_page(services: Services, sha256: str, name: str, limit: int,
-                  cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+def _resolve_page(
+    services: Services, sha256: str, name: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
     rel = relationships.get(name)
     if rel is None:
         valid = ", ".join(sorted(relationships.REGISTRY))

@@ -44,7 +44,11 @@ def vt_object(
     context_attributes: dict[str, Any] | None = None,
     descriptor: bool = False,
 ) -> dict[str, Any]:
-    obj: dict[str, Any] = {"type": obj_type, "id": ident, "links": {"self": object_url(base, obj_type, ident)}}
+    obj: dict[str, Any] = {
+        "type": obj_type,
+        "id": ident,
+        "links": {"self": object_url(base, obj_type, ident)},
+    }
     if not descriptor:
         obj["attributes"] = clean_attributes(attributes or {})
     if relationships:
