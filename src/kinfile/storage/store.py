@@ -25,7 +25,7 @@ from sqlalchemy.sql import Insert
 from kinfile.errors import ConfigurationError, TransientError
 from kinfile.hashing.digests import is_hash
 from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
-from kinfile.storage import migrations, schema
+from kinfile.storage import migrations, schema, searchable
 from kinfile.tokens import analysis_id
 
 logger = logging.getLogger(__name__)
@@ -217,12 +217,7 @@ class Store:
             "md5": rec.md5,
             "sha1": rec.sha1,
             "size": rec.size,
-            "type_tag": attrs.get("type_tag"),
-            "type_description": attrs.get("type_description"),
-            "magic": attrs.get("magic"),
-            "magika": attrs.get("magika"),
-            "ssdeep": attrs.get("ssdeep"),
-            "tlsh": attrs.get("tlsh"),
+            **searchable.file_columns(attrs),
             "schema_version": rec.schema_version,
             "downloadable": rec.downloadable,
             "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
@@ -251,13 +246,12 @@ class Store:
                 .where(schema.files.c.sha256 == rec.sha256)
                 .values(**{k: v for k, v in values.items() if k not in keep})
             )
-        for key in ("tags", "type_tags"):
-            table = schema.SIDE_TABLES[key]
+        for name, found in searchable.side_values(attrs).items():
+            table = schema.SIDE_TABLES[name]
             if not new:
                 conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
-            tags = sorted({str(t)[:512] for t in attrs.get(key) or []})
-            if tags:
-                conn.execute(table.insert(), [{"value": t, "sha256": rec.sha256} for t in tags])
+            if found:
+                conn.execute(table.insert(), [{"value": v, "sha256": rec.sha256} for v in sorted(found)])
         return new
 
     def _write_submission(self, conn: Connection, sha256: str, sub: Submission, refresh: bool = True) -> None:
