@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import struct
 from typing import Any
 
 from kinfile.formats.common import clean_text
@@ -95,6 +96,8 @@ SECURITY_FLAGS = ((1, "Password protected"), (2, "Read-only recommended"), (4, "
                   (8, "Locked for annotations"))  # fmt: skip
 
 MAX_LIST = 256
+MAX_PROPERTIES = 1024
+MAX_PROPERTY_STREAM = 4 * 1024 * 1024
 
 
 def _codec(code_page: Any) -> str:
@@ -112,13 +115,13 @@ def _codec(code_page: Any) -> str:
     return f"cp{code_page}"
 
 
-def _value(raw: Any, codec: str) -> Any:
+def _value(raw: Any, codec: str) -> Any:  # noqa: PLR0911
     if isinstance(raw, bytes):
         return clean_text(raw.decode(codec, "replace"), 1024).strip()
     if isinstance(raw, str):
         return clean_text(raw, 1024).strip()
-    if isinstance(raw, dt.datetime):
-        return raw.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(raw, dt.datetime):  # a zero FILETIME (1601-01-01) means "not set"
+        return None if raw.year <= 1601 else raw.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(raw, bool | int | float):
         return raw
     if isinstance(raw, list):
@@ -127,23 +130,104 @@ def _value(raw: Any, codec: str) -> Any:
 
 
 def read_property_set(ole: Any, stream: str, anomalies: list[str]) -> dict[int, Any]:
-    """Raw ``{property id: value}`` of one property-set stream, ``{}`` when absent or broken."""
+    """Raw ``{property id: value}`` of the first section of a property-set stream.
+
+    Our own bounded reader: olefile's ``getproperties`` trusts vector counts from the file and can
+    spin for minutes on a hostile count.
+    """
     try:
-        if not ole.exists(stream):
+        if not ole.exists(stream) or ole.get_size(stream) > MAX_PROPERTY_STREAM:
             return {}
-        props = ole.getproperties(stream, convert_time=True, no_conversion=[10])
+        blob = ole.openstream(stream).read(MAX_PROPERTY_STREAM)
+        return parse_property_set(blob)
     except Exception as exc:  # noqa: BLE001 - hostile property set
         anomalies.append(f"ole: unreadable {stream.lstrip(chr(5))} ({type(exc).__name__})")
         return {}
-    return dict(list(props.items())[:MAX_LIST]) if isinstance(props, dict) else {}
+
+
+def parse_property_set(blob: bytes) -> dict[int, Any]:
+    """Parse section 0 of a PropertySetStream ([MS-OLEPS] 2.21) with every count bounded."""
+    if len(blob) < 48 or blob[:2] != b"\xfe\xff":
+        return {}
+    section = struct.unpack_from("<I", blob, 44)[0]
+    if section + 8 > len(blob):
+        return {}
+    count = min(struct.unpack_from("<I", blob, section + 4)[0], MAX_PROPERTIES)
+    props: dict[int, Any] = {}
+    code_page = 1252
+    for index in range(count):
+        entry = section + 8 + 8 * index
+        if entry + 8 > len(blob):
+            break
+        pid, offset = struct.unpack_from("<II", blob, entry)
+        if pid == 0:
+            continue  # the dictionary property carries names, not a value
+        try:
+            value = _read_typed(blob, section + offset, code_page)
+        except (struct.error, ValueError, IndexError):
+            continue
+        if pid == 1 and isinstance(value, int):
+            code_page = value & 0xFFFF
+        props[pid] = value
+    return props
+
+
+def _read_typed(blob: bytes, pos: int, code_page: int) -> Any:
+    vtype = struct.unpack_from("<H", blob, pos)[0]
+    if vtype & 0x1000:  # VT_VECTOR of something
+        count = struct.unpack_from("<I", blob, pos + 4)[0]
+        items, cursor = [], pos + 8
+        for _ in range(min(count, MAX_LIST)):
+            value, cursor = _read_scalar(blob, cursor, vtype & 0x0FFF, code_page)
+            items.append(value)
+        return items
+    return _read_scalar(blob, pos + 4, vtype, code_page)[0]
+
+
+def _read_scalar(blob: bytes, pos: int, vtype: int, code_page: int) -> tuple[Any, int]:  # noqa: PLR0911
+    """``(value, next position)`` of one typed value; VT_VARIANT items carry their own type."""
+    if vtype == 0x000C:  # VT_VARIANT inside a vector
+        inner = struct.unpack_from("<H", blob, pos)[0]
+        return _read_scalar(blob, pos + 4, inner, code_page)
+    if vtype in (2, 18):  # VT_I2 / VT_UI2
+        return struct.unpack_from("<h" if vtype == 2 else "<H", blob, pos)[0], pos + 4
+    if vtype in (3, 19, 22, 23):  # VT_I4 / VT_UI4 / VT_INT / VT_UINT
+        return struct.unpack_from("<i" if vtype in (3, 22) else "<I", blob, pos)[0], pos + 4
+    if vtype == 11:  # VT_BOOL
+        return struct.unpack_from("<H", blob, pos)[0] != 0, pos + 4
+    if vtype in (20, 21):  # VT_I8 / VT_UI8
+        return struct.unpack_from("<q" if vtype == 20 else "<Q", blob, pos)[0], pos + 8
+    if vtype == 64:  # VT_FILETIME
+        return _filetime(struct.unpack_from("<Q", blob, pos)[0]), pos + 8
+    if vtype in (30, 31, 65):  # VT_LPSTR / VT_LPWSTR / VT_BLOB
+        size = struct.unpack_from("<I", blob, pos)[0]
+        nbytes = size * 2 if vtype == 31 else size
+        if nbytes > len(blob) - pos - 4:
+            raise ValueError("property string past the end of the stream")
+        raw = blob[pos + 4 : pos + 4 + nbytes]
+        end = pos + 4 + ((nbytes + 3) & ~3)
+        if vtype == 65:
+            return f"<blob {size} bytes>", end
+        text = raw.decode("utf-16-le" if vtype == 31 else _codec(code_page), "replace")
+        return text.split("\x00", 1)[0], end
+    raise ValueError(f"unsupported property type {vtype:#x}")
+
+
+def _filetime(ticks: int) -> dt.datetime | int:
+    if ticks == 0:
+        return dt.datetime(1601, 1, 1)
+    try:
+        return dt.datetime(1601, 1, 1) + dt.timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return ticks
 
 
 def _edit_time(raw: Any) -> int | None:
-    """Total edit time in seconds (the property counts 100 ns ticks)."""
+    """Total edit time in seconds (stored as a FILETIME counting 100 ns ticks from zero)."""
     if isinstance(raw, int) and raw >= 0:
         return raw // 10_000_000
-    if isinstance(raw, dt.datetime):  # olefile converted it anyway
-        return None
+    if isinstance(raw, dt.datetime):
+        return int((raw - dt.datetime(1601, 1, 1)).total_seconds())
     return None
 
 
@@ -169,7 +253,7 @@ def map_summary(props: dict[int, Any]) -> dict[str, Any]:
                 out[name] = seconds
         else:
             value = _value(props[pid], codec)
-            if value != "":
+            if value not in ("", None):
                 out[name] = value
     return out
 
@@ -186,7 +270,7 @@ def map_doc_summary(props: dict[int, Any]) -> dict[str, Any]:
             out[name] = CODE_PAGES.get(raw & 0xFFFF, str(raw)) if isinstance(raw, int) else str(raw)[:64]
         else:
             value = _value(raw, codec)
-            if value not in ("", []):
+            if value not in ("", [], None):
                 out[name] = value
     return out
 
@@ -225,6 +309,6 @@ def exiftool_tags(summary_raw: dict[int, Any], doc_raw: dict[int, Any]) -> dict[
                     value = "Yes" if value else "No"
                 if table is SUMMARY_PROPS and pid in (11, 12, 13) and isinstance(value, str):
                     value = _exif_datetime(value)
-                if value not in ("", []):
+                if value not in ("", [], None):
                     tags[exif_name] = value
     return tags
