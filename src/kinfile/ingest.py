@@ -77,6 +77,7 @@ def limits_from(settings: Settings) -> Limits:
         max_children=settings.max_children,
         max_child_bytes=settings.max_child_bytes,
         formats=parse_analysers(settings.analysers),
+        exiftool=settings.exiftool,
     )
 
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinfile.analysis.exiftool import get_exiftool
+from kinfile.analysis.exiftool import merge as merge_exiftool
 from kinfile.formats.common import AnalysisTimeout, Child, Deadline
 from kinfile.formats.registry import analyser_for
 from kinfile.hashing.digests import Digests, digest_bytes
@@ -31,6 +33,7 @@ class Limits:
     max_children: int = 1000
     max_child_bytes: int = 256 * 1024 * 1024
     formats: frozenset[str] | None = None  # analysers to run; None = all
+    exiftool: str = "off"  # "auto", "off" or a path (see analysis/exiftool.py)
 
 
 @dataclass
@@ -114,6 +117,11 @@ def _analyse(
         for key, value in result.items():
             if key not in RESERVED and value not in (None, "", [], {}):
                 attrs[key] = value
+    if limits.exiftool != "off" and data:
+        tool = get_exiftool(limits.exiftool)
+        external = tool.metadata(data) if tool else {}
+        if external:
+            attrs["exiftool"] = merge_exiftool(attrs.get("exiftool"), external)
     attrs["tags"] = sorted(tags)
     if anomalies:
         attrs["anomalies"] = anomalies[:256]
