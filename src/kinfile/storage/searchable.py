@@ -31,6 +31,7 @@ COLUMNS: dict[str, ColumnExtractor] = {
     "magika": lambda a: a.get("magika"),
     "ssdeep": lambda a: a.get("ssdeep"),
     "tlsh": lambda a: a.get("tlsh"),
+    "positives": lambda a: int((a.get("last_analysis_stats") or {}).get("malicious") or 0),
 }
 
 # side table name (schema.SIDE_TABLES) -> values taken from the report

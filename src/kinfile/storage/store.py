@@ -221,7 +221,6 @@ class Store:
             "schema_version": rec.schema_version,
             "downloadable": rec.downloadable,
             "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
-            "positives": 0,
             "last_analysis_date": now,
             "last_modification_date": now,
         }
@@ -240,7 +239,7 @@ class Store:
         if not new and not replace_report:
             return False
         if not new:
-            keep = ("sha256", "positives")
+            keep = ("sha256",)
             conn.execute(
                 update(schema.files)
                 .where(schema.files.c.sha256 == rec.sha256)
