@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def read_zip(data: bytes, anomalies: list[str]) -> Iterator[Member]:
             mtime=mtime,
             is_dir=info.is_dir(),
             encrypted=bool(info.flag_bits & 0x1),
-            chunks=_file_chunks(lambda info=info: zf.open(info)),
+            chunks=_file_chunks(partial(zf.open, info)),
         )
 
 
@@ -146,7 +147,7 @@ def read_tar(data: bytes, anomalies: list[str]) -> Iterator[Member]:
             return
         opener = None
         if info.isfile():
-            opener = _file_chunks(lambda info=info: tf.extractfile(info))
+            opener = _file_chunks(partial(tf.extractfile, info))
         yield Member(
             name=info.name,
             size=info.size,
@@ -277,7 +278,7 @@ def read_7z(data: bytes, anomalies: list[str]) -> Iterator[Member]:
             mtime=info.creationtime.replace(tzinfo=None) if info.creationtime else None,
             is_dir=info.is_directory,
             encrypted=encrypted,
-            chunks=None if info.is_directory or encrypted else _bytes_chunks(lambda n=info.filename: get(n)),
+            chunks=None if info.is_directory or encrypted else _bytes_chunks(partial(get, info.filename)),
         )
 
 
@@ -301,7 +302,7 @@ def read_rar(data: bytes, anomalies: list[str]) -> Iterator[Member]:
             mtime=mtime,
             is_dir=info.is_dir(),
             encrypted=info.needs_password(),
-            chunks=_file_chunks(lambda info=info: rf.open(info)) if stored else None,
+            chunks=_file_chunks(partial(rf.open, info)) if stored else None,
         )
 
 
@@ -338,7 +339,7 @@ def read_cpio(data: bytes, anomalies: list[str]) -> Iterator[Member]:
             compressed_size=size,
             mtime=_epoch(mtime),
             is_dir=not is_file,
-            chunks=_bytes_chunks(lambda body=body: body) if is_file else None,
+            chunks=_bytes_chunks(partial(bytes, body)) if is_file else None,
         )
         pos = next_pos
         if pos >= len(data):

@@ -183,7 +183,7 @@ def _segment(ctx: ArchContext, offset: int, size: int, is_64: bool) -> dict[str,
 
 
 def extract_segments(ctx: ArchContext) -> None:
-    segments = []
+    segments: list[dict[str, Any]] = []
     for cmd, offset, size in ctx.commands:
         if cmd in (LC_SEGMENT, LC_SEGMENT_64) and len(segments) < MAX_ENTRIES:
             segments.append(_segment(ctx, offset, size, cmd == LC_SEGMENT_64))
@@ -191,7 +191,7 @@ def extract_segments(ctx: ArchContext) -> None:
 
 
 def extract_libs(ctx: ArchContext) -> None:
-    libs = []
+    libs: list[str] = []
     for cmd, offset, size in ctx.commands:
         if cmd in DYLIB_COMMANDS and size >= 24 and len(libs) < MAX_ENTRIES:
             (name_offset,) = ctx.unpack("I", offset + 8)
