@@ -18,7 +18,7 @@ from typing import Any
 
 from kinfile.formats import packers as packers_mod
 from kinfile.formats import pe_directories, pe_exif, pe_icon, pe_resources, pe_signature, rich
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline
+from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
 from kinfile.formats.dotnet import analyse_dotnet
 from kinfile.formats.pe_headers import NotPE, PeHeaders, parse_headers
 from kinfile.formats.pe_stats import blob_summary
@@ -124,8 +124,8 @@ def _lief_imports(binary: Any) -> list[tuple[str, list[str | int]]]:
     for imp in binary.imports:
         funcs: list[str | int] = []
         for entry in imp.entries:
-            funcs.append(entry.ordinal if entry.is_ordinal else entry.name)
-        out.append((imp.name, funcs))
+            funcs.append(entry.ordinal if entry.is_ordinal else clean_text(entry.name, 1024))
+        out.append((clean_text(imp.name, 1024), funcs))
     return out
 
 
@@ -157,7 +157,7 @@ def extract_exports(ctx: PeContext) -> None:
     export = binary.get_export() if binary is not None and binary.has_exports else None
     if export is None:
         return
-    names = [e.name for e in export.entries if e.name][:MAX_LIST]
+    names = [clean_text(e.name, 1024) for e in export.entries if e.name][:MAX_LIST]
     if names:
         ctx.pe_info["exports"] = names
 

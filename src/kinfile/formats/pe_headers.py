@@ -328,7 +328,7 @@ def _parse_sections(hdr: PeHeaders, table_off: int) -> None:
             raw_pointer=rptr,
             characteristics=chars,
         )
-        s.ptr_adj = rptr & ~0x1FF if file_align >= 0x200 else rptr
+        s.ptr_adj = rptr & ~0x1FF  # pefile aligns to the 512-byte sector whatever FileAlignment is
         if sect_align < 0x1000 and rptr == va:
             s.ptr_adj = va
         s.va_adj = _adjust_section_alignment(va, sect_align, file_align)
