@@ -47,7 +47,11 @@ MAGICS = (
 MAX_MEMBERS_LISTED = 100_000
 """Members listed (counted in ``bundle_info``) at most; children are capped far lower."""
 MAX_CAB_FOLDER_BYTES = 256 * 1024 * 1024
-"""A CAB folder is decompressed up to this many bytes (the archive-wide byte limit)."""
+"""A CAB folder, or a 7z archive's selected members, decompressed up to this many bytes."""
+MAX_7Z_MEMBER = 100 * 1024 * 1024
+"""7z members declared larger are not decoded (``archive.MAX_MEMBER_BYTES`` refuses them anyway)."""
+MAX_7Z_EXTRACTED = 1000
+"""7z members decoded at most (py7zr decodes the selected members in one pass)."""
 
 
 @dataclass
@@ -244,13 +248,17 @@ def read_7z(data: bytes, anomalies: list[str]) -> Iterator[Member]:
     except ImportError:
         anomalies.append("7z listing needs py7zr, which is not installed")
         return
-    archive = py7zr.SevenZipFile(io.BytesIO(data), mode="r")
+    archive = py7zr.SevenZipFile(io.BytesIO(data), mode="r", max_extract_size=MAX_CAB_FOLDER_BYTES)
     encrypted = bool(archive.needs_password())
     infos = archive.list()[:MAX_MEMBERS_LISTED]
     extracted: dict[str, bytes] = {}
-    wanted = [
-        i.filename for i in infos if not i.is_directory and (i.uncompressed or 0) <= MAX_CAB_FOLDER_BYTES
-    ]
+    wanted: list[str] = []
+    budget = MAX_CAB_FOLDER_BYTES  # declared bytes extracted at most, all members together
+    for info in infos:
+        size = info.uncompressed or 0
+        if not info.is_directory and size <= min(budget, MAX_7Z_MEMBER) and len(wanted) < MAX_7Z_EXTRACTED:
+            wanted.append(info.filename)
+            budget -= size
 
     def get(name: str) -> bytes | None:
         if not extracted and not encrypted and wanted:
