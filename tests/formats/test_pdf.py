@@ -393,3 +393,10 @@ def test_whole_corpus_against_pdfid_and_pypdf() -> None:
         assert report["pdf_info"]["num_pages"] == pages, _name
         page_agree += 1
     assert page_agree >= 110
+
+
+def test_linearized_flag() -> None:
+    plain = build_pdf([CATALOG, PAGES_1, PAGE])
+    linear = build_pdf([b"<< /Linearized 1 /L 1000 /O 3 /E 500 /N 1 /T 900 /H [100 50] >>", PAGES_1, PAGE])
+    assert pdf.analyse(plain)["exiftool"]["Linearized"] == "No"
+    assert pdf.analyse(linear)["exiftool"]["Linearized"] == "Yes"
