@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,32 @@ def test_a_hung_exiftool_is_restarted(tmp_path) -> None:
     tool = ExifTool(str(script), timeout=0.5)
     assert tool.metadata(b"abc") == {}
     assert tool._proc is None
+
+
+@needs_exiftool
+def test_exiftool_ends_with_its_parent() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os\n"
+        "from kinfile.analysis.exiftool import get_exiftool\n"
+        "t = get_exiftool('auto')\n"
+        f"t.metadata(open({str(FOUNDATION / 'wmasf.dll_')!r}, 'rb').read())\n"
+        "print(t._proc.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    child = int(out.split()[0])
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split(")")[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("exiftool outlived its parent")

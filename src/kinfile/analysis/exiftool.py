@@ -8,11 +8,14 @@ ExifTool is killed and restarted; its output is then simply missing for that fil
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import json
 import logging
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -47,6 +50,7 @@ DROP = {
     "Warning",
 }
 MAX_OUTPUT = 4 * 1024 * 1024
+PR_SET_PDEATHSIG = 1
 
 
 class ExifTool:
@@ -67,8 +71,10 @@ class ExifTool:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
             self._pid = os.getpid()
+            atexit.register(self.close)
         return self._proc
 
     def _kill(self) -> None:
@@ -130,6 +136,15 @@ class ExifTool:
                 except (OSError, subprocess.TimeoutExpired):
                     self._kill()
             self._proc = None
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to end it when its parent goes (ExifTool ignores a closed stdin)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: atexit still closes it on a clean exit
+        pass
 
 
 _INSTANCES: dict[str, ExifTool | None] = {}
