@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -53,26 +52,8 @@ class BlobStore:
             return os.path.exists(target)
         return bool(self.fs.exists(target))
 
-    def put_file(self, sha256: str, source: str | os.PathLike[str]) -> bool:
-        """Copy a local file into the store under ``sha256``. Returns False if already present."""
-        if self.exists(sha256):
-            return False
-        target = self.path(sha256)
-        tmp = f"{target}.tmp-{secrets.token_hex(6)}"
-        if self.local:
-            self._parent_dir(target)
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            return True
-        self.fs.put_file(str(source), tmp)
-        self.fs.mv(tmp, target)
-        return True
-
     def put_bytes(self, sha256: str, data: bytes) -> bool:
+        """Store ``data`` under ``sha256`` (atomically). Returns False if it was already there."""
         if self.exists(sha256):
             return False
         target = self.path(sha256)
