@@ -11,8 +11,8 @@ query's *now*); without a sign a date means that whole day (or second); ``7d+`` 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from kinfile.errors import InvalidArgumentError
 from kinfile.query.ast import Term

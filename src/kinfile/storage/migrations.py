@@ -6,13 +6,14 @@ A migration is a function of a SQLAlchemy connection. Add new ones at the end of
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, select, update
 
-from kinfile.storage import schema
+from kinfile.storage import schema, searchable
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,53 @@ def _initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _search(conn: Connection) -> None:
+    """Issue 4: search columns on ``files``, search side tables, order indexes; backfill them.
+
+    On a database created by this version's 0001 everything already exists (0001 creates the
+    current schema), so each step checks first. Reports already stored are re-read so that the
+    new columns and side tables describe them too (the report JSON is the truth).
+    """
+    existing = {c["name"] for c in inspect(conn).get_columns("files")}
+    added = [c for c in schema.SEARCH_COLUMNS if c.name not in existing]
+    for column in added:
+        ddl_type = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE files ADD COLUMN {column.name} {ddl_type}")
+    schema.metadata.create_all(conn, checkfirst=True)
+    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
+    for index in schema.SEARCH_INDEXES:
+        if index.name not in indexes:
+            index.create(conn)
+    if added:
+        _backfill(conn)
+
+
+def _backfill(conn: Connection) -> None:
+    f = schema.files
+    names = [c.name for c in schema.SEARCH_COLUMNS]
+    side = schema.SEARCH_SIDE_TABLES
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(f.c.sha256, f.c.report).where(f.c.sha256 > last).order_by(f.c.sha256).limit(500)
+        ).all()
+        if not rows:
+            return
+        for sha256, report in rows:
+            attrs = json.loads(report)
+            columns = searchable.file_columns(attrs)
+            conn.execute(update(f).where(f.c.sha256 == sha256).values({n: columns.get(n) for n in names}))
+            for name, values in searchable.side_values(attrs).items():
+                if name in side and values:
+                    conn.execute(
+                        side[name].insert(), [{"value": v, "sha256": sha256} for v in sorted(values)]
+                    )
+        last = rows[-1][0]
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
+    ("0002_search", _search),
 ]
 
 

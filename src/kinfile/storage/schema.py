@@ -12,6 +12,8 @@ Rules (see docs/architecture.md):
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -60,6 +62,44 @@ Index("ix_files_ls", files.c.last_submission_date)
 Index("ix_files_positives", files.c.positives)
 Index("ix_files_schema_version", files.c.schema_version)
 
+# -- search (issue 4, migration 0002_search): hot columns of the search modifiers --------------
+SEARCH_COLUMNS: tuple[Column[Any], ...] = (
+    Column("imphash", String(32)),
+    Column("vhash", String(128)),
+    Column("authentihash", String(64)),
+    Column("rich_pe_header_hash", String(32)),
+    Column("main_icon_dhash", String(32)),
+    Column("main_icon_md5", String(32)),
+    Column("telfhash", String(80)),
+    Column("creation_date", BigInteger),
+    Column("suggested_threat_label", String(256)),
+    Column("reputation", Integer),
+)
+for _column in SEARCH_COLUMNS:
+    files.append_column(_column)
+SEARCH_INDEXES: tuple[Index, ...] = (
+    *(
+        Index(f"ix_files_{name}", files.c[name])
+        for name in (
+            "imphash",
+            "vhash",
+            "authentihash",
+            "rich_pe_header_hash",
+            "main_icon_dhash",
+            "main_icon_md5",
+            "telfhash",
+            "creation_date",
+            "suggested_threat_label",
+            "last_modification_date",
+        )
+    ),
+    # keyset pagination: ORDER BY <key>, sha256 walks one index
+    *(
+        Index(f"ix_files_order_{name}", files.c[name], files.c.sha256)
+        for name in ("first_submission_date", "last_submission_date", "positives", "times_submitted", "size")
+    ),
+)
+
 
 def side_table(name: str) -> Table:
     """A searchable multi-valued attribute: ``(value, sha256)`` with a composite key."""
@@ -78,6 +118,27 @@ file_tags = side_table("file_tags")
 file_type_tags = side_table("file_type_tags")
 
 SIDE_TABLES = {"names": file_names, "tags": file_tags, "type_tags": file_type_tags}
+
+# -- search side tables (issue 4): one per multi-valued modifier, filled by storage/searchable.py
+SEARCH_SIDE_TABLES = {
+    name: side_table(f"file_{name}")
+    for name in (
+        "sections",  # section:
+        "section_md5s",  # sectionmd5:
+        "imports",  # imports:
+        "exports",  # exports:
+        "resources",  # peresource:
+        "langs",  # lang:
+        "packers",  # packer:
+        "netguids",  # netguid:
+        "signature",  # signature:
+        "metadata",  # metadata:
+        "have",  # have:
+        "av_labels",  # engines:, <engine>:
+        "yara_rules",  # crowdsourced_yara_rule:
+    )
+}
+SIDE_TABLES.update(SEARCH_SIDE_TABLES)
 
 submissions = Table(
     "submissions",

@@ -7,6 +7,7 @@ search never has to scan report JSON. Adding a searchable attribute = a column o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,256 @@ SIDE_VALUES: dict[str, SideExtractor] = {
     "tags": _list("tags"),
     "type_tags": _list("type_tags"),
 }
+
+
+# -- search (issue 4): modifier columns and side tables ----------------------------------------
+# Values are lower-cased so that SQLite and PostgreSQL compare them the same way; the query
+# compiler (kinfile.query.fields) lower-cases the searched literal to match.
+MAX_SIDE_VALUES = 1024
+WORD_SPLIT = re.compile(r"[^0-9a-z]+")
+
+
+def words(text: str) -> list[str]:
+    """The search tokens of a text (also used on the query side): lower-case alphanumeric runs."""
+    return [w for w in WORD_SPLIT.split(text.lower()) if len(w) >= 2]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        text = str(value).strip().lower()
+        return text[:MAX_VALUE] or None
+    return None
+
+
+def _lower_str(value: Any) -> str | None:
+    return value.strip().lower()[:MAX_VALUE] or None if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    return None
+
+
+def _collect(values: Any) -> set[str]:
+    out: list[str] = []
+    for value in values:
+        text = _text(value)
+        if text:
+            out.append(text)
+        if len(out) >= MAX_SIDE_VALUES:
+            break
+    return set(out)
+
+
+def _with_words(values: Any) -> set[str]:
+    """Whole values and their words (``metadata:``, ``signature:``, ``lang:``, ``packer:``)."""
+    out: set[str] = set()
+    for value in values:
+        text = _text(value)
+        if not text:
+            continue
+        out.add(text)
+        out.update(w[:MAX_VALUE] for w in words(text))
+        if len(out) >= MAX_SIDE_VALUES:
+            break
+    return out
+
+
+def _strings(mapping: Any) -> list[Any]:
+    """Scalar values of a flat mapping (nested values are skipped)."""
+    return [
+        v for v in _dict(mapping).values() if isinstance(v, str | int | float) and not isinstance(v, bool)
+    ]
+
+
+def _macho_slices(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    value = attrs.get("macho_info")
+    return [s for s in (value if isinstance(value, list) else [value]) if isinstance(s, dict)]
+
+
+def extract_sections(attrs: dict[str, Any]) -> set[str]:
+    pe = _dict(attrs.get("pe_info"))
+    names = [_dict(s).get("name") for s in _items(pe.get("sections"))]
+    names += [_dict(s).get("name") for s in _items(_dict(attrs.get("elf_info")).get("section_list"))]
+    for sl in _macho_slices(attrs):
+        for seg in _items(sl.get("segments")):
+            names += [_dict(s).get("name") for s in _items(_dict(seg).get("sections"))]
+    return _collect(names)
+
+
+def extract_section_md5s(attrs: dict[str, Any]) -> set[str]:
+    return _collect(_dict(s).get("md5") for s in _items(_dict(attrs.get("pe_info")).get("sections")))
+
+
+def extract_imports(attrs: dict[str, Any]) -> set[str]:
+    """Imported libraries first (so a cap never drops them), then imported functions."""
+    pe = _dict(attrs.get("pe_info"))
+    elf = _dict(attrs.get("elf_info"))
+    libraries: list[Any] = [_dict(i).get("library_name") for i in _items(pe.get("import_list"))]
+    libraries += _items(elf.get("shared_libraries"))
+    functions: list[Any] = []
+    for entry in _items(pe.get("import_list")):
+        functions += _items(_dict(entry).get("imported_functions"))
+    functions += [_dict(i).get("name") for i in _items(elf.get("import_list"))]
+    for sl in _macho_slices(attrs):
+        libraries += _items(sl.get("libs"))
+        functions += _items(sl.get("imports"))
+    return _collect([*libraries, *functions])
+
+
+def extract_exports(attrs: dict[str, Any]) -> set[str]:
+    names: list[Any] = list(_items(_dict(attrs.get("pe_info")).get("exports")))
+    names += [_dict(e).get("name") for e in _items(_dict(attrs.get("elf_info")).get("export_list"))]
+    for sl in _macho_slices(attrs):
+        names += _items(sl.get("exports"))
+    return _collect(names)
+
+
+def extract_resources(attrs: dict[str, Any]) -> set[str]:
+    details = _items(_dict(attrs.get("pe_info")).get("resource_details"))
+    return _collect(_dict(r).get("sha256") for r in details)
+
+
+def extract_langs(attrs: dict[str, Any]) -> set[str]:
+    langs: list[Any] = list(_dict(_dict(attrs.get("pe_info")).get("resource_langs")))
+    langs.append(_dict(attrs.get("exiftool")).get("LanguageCode"))
+    langs.append(_dict(_dict(_dict(attrs.get("openxml_info")).get("docprops")).get("core")).get("language"))
+    rtf = _dict(_dict(attrs.get("rtf_info")).get("document_properties"))
+    langs += _items(rtf.get("default_languages"))
+    return _with_words(langs)
+
+
+def extract_packers(attrs: dict[str, Any]) -> set[str]:
+    return _with_words(_strings(attrs.get("packers")))
+
+
+def extract_netguids(attrs: dict[str, Any]) -> set[str]:
+    return _collect(_strings(attrs.get("dot_net_guids")))
+
+
+def extract_signature(attrs: dict[str, Any]) -> set[str]:
+    info = _dict(attrs.get("signature_info"))
+    values: list[Any] = _strings(info)
+    for key in ("signers details", "counter signers details", "x509"):
+        for cert in _items(info.get(key)):
+            values += [_dict(cert).get("name"), _dict(cert).get("cert issuer")]
+    return _with_words(values)
+
+
+def extract_metadata(attrs: dict[str, Any]) -> set[str]:
+    values: list[Any] = _strings(attrs.get("exiftool"))
+    office = _dict(attrs.get("office_info"))
+    values += _strings(office.get("summary_info")) + _strings(office.get("document_summary_info"))
+    docprops = _dict(_dict(attrs.get("openxml_info")).get("docprops"))
+    values += _strings(docprops.get("core")) + _strings(docprops.get("app"))
+    values += _strings(_dict(attrs.get("rtf_info")).get("summary_info"))
+    values += _strings(_dict(attrs.get("elf_info")).get("header"))
+    for sl in _macho_slices(attrs):
+        values.append(sl.get("uuid"))
+    for entry in _items(_dict(attrs.get("pe_info")).get("debug")):
+        values.append(_dict(_dict(entry).get("codeview")).get("guid"))
+    return _with_words(values)
+
+
+HAVE_DERIVED: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "imphash": lambda a: bool(_dict(a.get("pe_info")).get("imphash")),
+    "rich_pe_header_hash": lambda a: bool(_dict(a.get("pe_info")).get("rich_pe_header_hash")),
+    "overlay": lambda a: bool(_dict(a.get("pe_info")).get("overlay")),
+    "resources": lambda a: bool(_dict(a.get("pe_info")).get("resource_details")),
+    "exports": lambda a: bool(_dict(a.get("pe_info")).get("exports")),
+    "imports": lambda a: bool(_dict(a.get("pe_info")).get("import_list")),
+    "signature": lambda a: bool(a.get("signature_info")),
+    "ep": lambda a: _dict(a.get("pe_info")).get("entry_point") is not None,
+}
+
+
+def extract_have(attrs: dict[str, Any]) -> set[str]:
+    present = {k for k, v in attrs.items() if v not in (None, "", [], {}) and k != "analysis_seconds"}
+    present |= {name for name, test in HAVE_DERIVED.items() if test(attrs)}
+    return {p.lower()[:MAX_VALUE] for p in present}
+
+
+def engine_key(name: str) -> str:
+    """An engine's modifier name: ``"McAfee-GW-Edition"`` → ``"mcafee-gw-edition"``."""
+    return re.sub(r"[^0-9a-z_\-]", "", name.lower())
+
+
+def extract_av_labels(attrs: dict[str, Any]) -> set[str]:
+    """``<engine>:<label or label word>`` and ``*:<...>`` for every engine that named the file."""
+    out: set[str] = set()
+    for engine, result in _dict(attrs.get("last_analysis_results")).items():
+        label = _lower_str(_dict(result).get("result"))
+        if not label or not isinstance(engine, str):
+            continue
+        for part in {label, *words(label)}:
+            out.add(f"{engine_key(engine)}:{part}"[:MAX_VALUE])
+            out.add(f"*:{part}"[:MAX_VALUE])
+        if len(out) >= MAX_SIDE_VALUES:
+            break
+    return out
+
+
+def extract_yara_rules(attrs: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for match in _items(attrs.get("crowdsourced_yara_results")):
+        rule = _lower_str(_dict(match).get("rule_name"))
+        if not rule:
+            continue
+        out.add(rule)
+        ruleset = _lower_str(_dict(match).get("ruleset_id"))
+        if ruleset:
+            out.add(f"{ruleset}|{rule}"[:MAX_VALUE])
+    return out
+
+
+COLUMNS.update(
+    {
+        "imphash": lambda a: _lower_str(_dict(a.get("pe_info")).get("imphash")),
+        "vhash": lambda a: _lower_str(a.get("vhash")),
+        "authentihash": lambda a: _lower_str(a.get("authentihash")),
+        "rich_pe_header_hash": lambda a: _lower_str(_dict(a.get("pe_info")).get("rich_pe_header_hash")),
+        "main_icon_dhash": lambda a: _lower_str(_dict(a.get("main_icon")).get("dhash")),
+        "main_icon_md5": lambda a: _lower_str(_dict(a.get("main_icon")).get("raw_md5")),
+        "telfhash": lambda a: _lower_str(a.get("telfhash")),
+        "creation_date": lambda a: _int(a.get("creation_date")),
+        "suggested_threat_label": lambda a: _lower_str(
+            _dict(a.get("popular_threat_classification")).get("suggested_threat_label")
+        ),
+        "reputation": lambda a: _int(a.get("reputation")) or 0,
+    }
+)
+SIDE_VALUES.update(
+    {
+        "sections": extract_sections,
+        "section_md5s": extract_section_md5s,
+        "imports": extract_imports,
+        "exports": extract_exports,
+        "resources": extract_resources,
+        "langs": extract_langs,
+        "packers": extract_packers,
+        "netguids": extract_netguids,
+        "signature": extract_signature,
+        "metadata": extract_metadata,
+        "have": extract_have,
+        "av_labels": extract_av_labels,
+        "yara_rules": extract_yara_rules,
+    }
+)
 
 
 def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:

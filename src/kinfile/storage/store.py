@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Insert
 
+from kinfile.engines.merge import carry_over
 from kinfile.errors import ConfigurationError, TransientError
 from kinfile.hashing.digests import is_hash
 from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
@@ -41,6 +42,32 @@ class FileRow:
     columns: dict[str, Any]
     report: dict[str, Any]
     names: list[str]
+
+
+@dataclass
+class StoredReport:
+    report: dict[str, Any]
+    downloadable: bool
+    schema_version: int
+    md5: str
+    sha1: str
+    size: int
+
+
+@dataclass
+class AnalysisRow:
+    """One analysis run (``/analyses/{id}``): the results of the engines that ran."""
+
+    sha256: str
+    date: int
+    status: str
+    stats: dict[str, int]
+    results: dict[str, Any]
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = analysis_id(self.sha256, self.date)
 
 
 def create_engine_for(url: str) -> Engine:
@@ -158,6 +185,52 @@ class Store:
         report = json.loads(columns.pop("report"))
         return FileRow(sha256=sha256, columns=columns, report=report, names=names)
 
+    def get_files(self, sha256s: Sequence[str]) -> dict[str, FileRow]:
+        """Several stored files at once (search pages): ``{sha256: FileRow}``, two queries."""
+        if not sha256s:
+            return {}
+        f, s = schema.files, schema.submissions
+        wanted = list(dict.fromkeys(sha256s))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(f).where(f.c.sha256.in_(wanted))).mappings().all()
+            names = conn.execute(
+                select(s.c.sha256, s.c.name, func.min(s.c.date).label("first"))
+                .where(s.c.sha256.in_(wanted), s.c.name.is_not(None))
+                .group_by(s.c.sha256, s.c.name)
+                .order_by(s.c.sha256, func.min(s.c.date))
+            ).all()
+        by_file: dict[str, list[str]] = {}
+        for sha256, name, _first in names:
+            by_file.setdefault(sha256, []).append(name)
+        out = {}
+        for row in rows:
+            columns = dict(row)
+            report = json.loads(columns.pop("report"))
+            out[row["sha256"]] = FileRow(row["sha256"], columns, report, by_file.get(row["sha256"], []))
+        return out
+
+    def iter_fuzzy(
+        self, since: int | None = None, batch: int = 20000
+    ) -> Iterator[tuple[str, str | None, str | None]]:
+        """``(sha256, ssdeep, tlsh)`` of every file (or those modified at or after ``since``)."""
+        f = schema.files
+        if since is not None:  # recent rows only: few, read at once through the date index
+            with self.engine.connect() as conn:
+                recent = conn.execute(
+                    select(f.c.sha256, f.c.ssdeep, f.c.tlsh).where(f.c.last_modification_date >= since)
+                ).all()
+            yield from ((r[0], r[1], r[2]) for r in recent)
+            return
+        last = ""
+        while True:
+            q = select(f.c.sha256, f.c.ssdeep, f.c.tlsh).where(f.c.sha256 > last)
+            with self.engine.connect() as conn:
+                chunk = conn.execute(q.order_by(f.c.sha256).limit(batch)).all()
+            if not chunk:
+                return
+            yield from ((r[0], r[1], r[2]) for r in chunk)
+            last = chunk[-1][0]
+
     def count_files(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(schema.files)).scalar() or 0)
@@ -178,13 +251,41 @@ class Store:
             last = chunk[-1]
 
     # -- writes ----------------------------------------------------------------------------
-    def save(self, items: Iterable[IngestItem]) -> list[bool]:
-        """Write items (each with its children) in ONE transaction. Returns "was new" per item."""
+    def save(self, items: Iterable[IngestItem], analyses: Iterable[AnalysisRow] = ()) -> list[bool]:
+        """Write items (each with its children) and analysis runs in ONE transaction.
+
+        Returns "was new" per item.
+        """
         created: list[bool] = []
         with self.writing() as conn:
             for item in items:
                 created.append(self._save_item(conn, item))
+            for run in analyses:
+                self._insert_analysis(conn, run)
         return created
+
+    def get_reports(self, sha256s: Sequence[str]) -> dict[str, StoredReport]:
+        """Report, ``downloadable`` and schema version of the given stored files (one query)."""
+        if not sha256s:
+            return {}
+        f = schema.files
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    f.c.sha256, f.c.report, f.c.downloadable, f.c.schema_version, f.c.md5, f.c.sha1, f.c.size
+                ).where(f.c.sha256.in_(list(sha256s)))
+            )
+            return {
+                r.sha256: StoredReport(
+                    report=json.loads(r.report),
+                    downloadable=bool(r.downloadable),
+                    schema_version=r.schema_version,
+                    md5=r.md5,
+                    sha1=r.sha1,
+                    size=r.size,
+                )
+                for r in rows
+            }
 
     def _save_item(self, conn: Connection, item: IngestItem) -> bool:
         new = False
@@ -212,18 +313,7 @@ class Store:
     ) -> bool:
         attrs = rec.attributes
         now = int(time.time())
-        values = {
-            "sha256": rec.sha256,
-            "md5": rec.md5,
-            "sha1": rec.sha1,
-            "size": rec.size,
-            **searchable.file_columns(attrs),
-            "schema_version": rec.schema_version,
-            "downloadable": rec.downloadable,
-            "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
-            "last_analysis_date": now,
-            "last_modification_date": now,
-        }
+        values = _file_values(rec, attrs, now)
         # A new file's counters follow from its first submission (written in this transaction).
         first = {
             "times_submitted": 1 if sub else 0,
@@ -239,6 +329,14 @@ class Store:
         if not new and not replace_report:
             return False
         if not new:
+            # A replaced report keeps what kinfile did not compute this time (imported
+            # attributes, engine results of other runs): engines/merge.py decides.
+            previous = conn.execute(
+                select(schema.files.c.report).where(schema.files.c.sha256 == rec.sha256)
+            ).scalar()
+            if previous:
+                attrs = carry_over(json.loads(previous), attrs)
+                values = _file_values(rec, attrs, now)
             keep = ("sha256",)
             conn.execute(
                 update(schema.files)
@@ -332,22 +430,27 @@ class Store:
     def add_analysis(
         self, sha256: str, date: int, status: str, stats: dict[str, int], results: dict[str, Any]
     ) -> str:
-        ident = analysis_id(sha256, date)
+        run = AnalysisRow(sha256=sha256, date=date, status=status, stats=stats, results=results)
         with self.writing() as conn:
-            conn.execute(
-                schema.analyses.insert().values(
-                    sha256=sha256,
-                    id=ident,
-                    date=date,
-                    status=status,
-                    stats=json.dumps(stats),
-                    results=json.dumps(results),
-                )
+            self._insert_analysis(conn, run)
+        return run.id
+
+    def _insert_analysis(self, conn: Connection, run: AnalysisRow) -> None:
+        conn.execute(
+            schema.analyses.insert().values(
+                sha256=run.sha256,
+                id=run.id,
+                date=run.date,
+                status=run.status,
+                stats=json.dumps(run.stats),
+                results=json.dumps(run.results),
             )
-            conn.execute(
-                update(schema.files).where(schema.files.c.sha256 == sha256).values(last_analysis_date=date)
-            )
-        return ident
+        )
+        conn.execute(
+            update(schema.files)
+            .where(schema.files.c.sha256 == run.sha256)
+            .values(last_analysis_date=run.date)
+        )
 
     def get_analysis(self, sha256: str, ident: str) -> dict[str, Any] | None:
         a = schema.analyses
@@ -384,6 +487,26 @@ class Store:
     def revoke_api_keys(self, name: str) -> int:
         with self.writing() as conn:
             return int(conn.execute(delete(schema.api_keys).where(schema.api_keys.c.name == name)).rowcount)
+
+
+def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, Any]:
+    """The ``files`` row of a report. Dates an imported report brings are kept."""
+    return {
+        "sha256": rec.sha256,
+        "md5": rec.md5,
+        "sha1": rec.sha1,
+        "size": rec.size,
+        **searchable.file_columns(attrs),
+        "schema_version": rec.schema_version,
+        "downloadable": rec.downloadable,
+        "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+        "last_analysis_date": _int_or(attrs.get("last_analysis_date"), now),
+        "last_modification_date": _int_or(attrs.get("last_modification_date"), now),
+    }
+
+
+def _int_or(value: Any, default: int) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
 def hash_key(key: str) -> str:
