@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the analysis report. Bump it when analysis output changes; ``kinfile reanalyse``
-re-runs analysis on stored bytes for files whose report is older."""
+re-runs analysis on stored bytes for files whose report is older.
+
+2: ``vhash`` (issue 7)."""
 
 # Parent -> child relationship name and its reverse (child -> parent).
 RELATIONSHIP_PAIRS: dict[str, str] = {

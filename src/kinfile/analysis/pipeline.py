@@ -17,6 +17,7 @@ from kinfile.formats.common import AnalysisTimeout, Child, Deadline
 from kinfile.formats.registry import analyser_for
 from kinfile.hashing.digests import Digests, digest_bytes
 from kinfile.hashing.fuzzy import ssdeep_hash, tlsh_hash
+from kinfile.hashing.vhash import compute_vhash
 from kinfile.models import SCHEMA_VERSION, FileRecord
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ def _analyse(
         for key, value in result.items():
             if key not in RESERVED and value not in (None, "", [], {}):
                 attrs[key] = value
+        vhash = compute_vhash(attrs)
+        if vhash is not None:
+            attrs["vhash"] = vhash
     if limits.exiftool != "off" and data:
         tool = get_exiftool(limits.exiftool)
         external = tool.metadata(data) if tool else {}
