@@ -185,12 +185,12 @@ class Store:
     def iter_fuzzy(
         self, since: int | None = None, batch: int = 20000
     ) -> Iterator[tuple[str, str | None, str | None]]:
-        """``(sha256, ssdeep, tlsh)`` of every file (or those modified at or after ``since``)."""
+        """``(sha256, ssdeep, tlsh)`` of every file (or of those written at or after ``since``)."""
         f = schema.files
         if since is not None:  # recent rows only: few, read at once through the date index
             with self.engine.connect() as conn:
                 recent = conn.execute(
-                    select(f.c.sha256, f.c.ssdeep, f.c.tlsh).where(f.c.last_modification_date >= since)
+                    select(f.c.sha256, f.c.ssdeep, f.c.tlsh).where(f.c.stored_at >= since)
                 ).all()
             yield from ((r[0], r[1], r[2]) for r in recent)
             return
