@@ -2,7 +2,7 @@
 
 Start-up: the first search builds both indexes from every stored ``(sha256, ssdeep, tlsh)``.
 Afterwards, at most once per ``refresh_interval`` seconds, a search first reads the rows whose
-``last_modification_date`` is at or after the previous read's start minus ``OVERLAP`` seconds
+``stored_at`` (write time) is at or after the previous read's start minus ``OVERLAP`` seconds
 and adds the sha256s it has not seen. A file's fuzzy hashes never change (they are hashes of
 its bytes) and files are never deleted, so adding is all maintenance needs; the overlap
 absorbs transactions that committed after a read although they stamped an earlier time. A

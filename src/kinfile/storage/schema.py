@@ -74,6 +74,9 @@ SEARCH_COLUMNS: tuple[Column[Any], ...] = (
     Column("creation_date", BigInteger),
     Column("suggested_threat_label", String(256)),
     Column("reputation", Integer),
+    # when the row's report was last written (not a report value): the fuzzy-hash indexes read
+    # the rows written since their last refresh through this column (similarity/indexes.py)
+    Column("stored_at", BigInteger),
 )
 for _column in SEARCH_COLUMNS:
     files.append_column(_column)
@@ -91,6 +94,7 @@ SEARCH_INDEXES: tuple[Index, ...] = (
             "creation_date",
             "suggested_threat_label",
             "last_modification_date",
+            "stored_at",
         )
     ),
     # keyset pagination: ORDER BY <key>, sha256 walks one index

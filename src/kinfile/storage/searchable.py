@@ -8,6 +8,7 @@ search never has to scan report JSON. Adding a searchable attribute = a column o
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -271,6 +272,7 @@ COLUMNS.update(
             _dict(a.get("popular_threat_classification")).get("suggested_threat_label")
         ),
         "reputation": lambda a: _int(a.get("reputation")) or 0,
+        "stored_at": lambda _a: int(time.time()),
     }
 )
 SIDE_VALUES.update(
