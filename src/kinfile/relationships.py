@@ -79,3 +79,8 @@ register(Relationship("submissions", "Submissions of the file", _submissions, "s
 for _child, _parent in RELATIONSHIP_PAIRS.items():
     register(Relationship(_child, DESCRIPTIONS[_child], _file_relation(_child)))
     register(Relationship(_parent, DESCRIPTIONS[_parent], _file_relation(_parent)))
+
+# Relationships of later features register themselves from their own modules.
+from kinfile.search import register_relationships as _register_search  # noqa: E402
+
+_register_search()
