@@ -309,3 +309,72 @@ def iter_hits(
         if not page.cursor:
             return
         cursor = page.cursor
+
+
+# -- the similar_files relationship ----------------------------------------------------------
+SIMILAR_TLSH_DISTANCE = 100
+SIMILAR_EXACT_LIMIT = 1000
+# exact-match vectors and the similarity_score they carry (an imphash match alone ranks below
+# ssdeep >= 50 and TLSH <= 100; vhash is the stronger structural hash)
+SIMILAR_EXACT = (("vhash", 0.75), ("imphash", 0.5))
+
+
+def similar_files(services: Services, sha256: str, offset: int = 0, limit: int = 10) -> list[dict[str, Any]]:
+    """Neighbours of a stored file by ssdeep (score ≥ 1), TLSH (distance ≤ 100), vhash and imphash,
+    ranked by ``similarity_score`` (then sha256); each carries the best vector and all vectors."""
+    row = services.store.get_file(sha256)
+    if row is None:
+        return []
+    columns = row.columns
+    deadline = QueryDeadline(float(setting(services, "search_timeout")), DeadlineExceededError)
+    found: dict[str, dict[str, Any]] = {}
+
+    def offer(other: str, score: float, vector: str, **extra: Any) -> None:
+        if other == sha256:
+            return
+        entry = found.setdefault(other, {"similarity_score": -1.0, "vectors": []})
+        entry["vectors"].append(vector)
+        if score > entry["similarity_score"]:
+            entry.update(similarity_score=score, vector=vector, **extra)
+
+    indexes = fuzzy_indexes(services)
+    if columns.get("ssdeep"):
+        for other, score in indexes.ssdeep(columns["ssdeep"], 1, deadline).items():
+            offer(other, score / 100.0, "ssdeep")
+    if columns.get("tlsh"):
+        from kinfile.similarity.tlsh_index import similarity_score
+
+        for other, distance in indexes.tlsh(columns["tlsh"], SIMILAR_TLSH_DISTANCE, deadline).items():
+            offer(other, similarity_score(distance), "tlsh", tlsh_distance=distance)
+    f = schema.files
+    for column, score in SIMILAR_EXACT:
+        value = columns.get(column)
+        if not value:
+            continue
+        statement = (
+            sa.select(f.c.sha256).where(f.c[column] == value).order_by(f.c.sha256).limit(SIMILAR_EXACT_LIMIT)
+        )
+        for (other,) in _execute(services, statement, deadline):
+            offer(other, score, column)
+    ranked = sorted(found.items(), key=lambda kv: (-kv[1]["similarity_score"], kv[0]))
+    out = []
+    for other, context in ranked[offset : offset + limit]:
+        context["vectors"] = sorted(set(context["vectors"]))
+        out.append({"type": "file", "id": other, "context_attributes": context})
+    return out
+
+
+def _similar_files_resolver(services: Services, sha256: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    return similar_files(services, sha256, offset, limit)
+
+
+def register_relationships() -> None:
+    from kinfile import relationships
+
+    relationships.register(
+        relationships.Relationship(
+            "similar_files",
+            "Files similar to the file (ssdeep, TLSH, vhash, imphash), ranked by similarity_score",
+            _similar_files_resolver,
+        )
+    )
