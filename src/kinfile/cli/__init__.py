@@ -66,7 +66,7 @@ def settings_from(ctx: click.Context, **more: Any) -> Settings:
 
 
 def _register() -> None:
-    from kinfile.cli import admin, ingest, serve
+    from kinfile.cli import admin, ingest, search, serve
 
     main.add_command(serve.serve)
     main.add_command(ingest.ingest)
@@ -75,6 +75,8 @@ def _register() -> None:
     main.add_command(admin.reanalyse)
     main.add_command(admin.show)
     main.add_command(admin.migrate)
+    main.add_command(search.search)
+    main.add_command(search.similar)
 
 
 _register()

@@ -93,14 +93,18 @@ def show(ctx: click.Context, file_hash: str) -> None:
 @click.command()
 @click.argument("hashes", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every stored file, not only outdated reports.")
+@click.option("--query", default=None, help="Every file a search QUERY matches (VT query language).")
 @click.pass_context
-def reanalyse(ctx: click.Context, hashes: tuple[str, ...], everything: bool) -> None:
-    """Re-run analysis on stored bytes: given files, or every report older than the current schema.
-
-    (A search QUERY argument arrives with the search language.)
+def reanalyse(ctx: click.Context, hashes: tuple[str, ...], everything: bool, query: str | None) -> None:
+    """Re-run analysis on stored bytes: given files, the files a --query matches, or every report
+    older than the current schema.
     """
     services = Services(settings_from(ctx))
-    if hashes:
+    if query:
+        from kinfile.search import iter_hits
+
+        targets = [services.resolve(h) for h in hashes] + [hit.sha256 for hit in iter_hits(services, query)]
+    elif hashes:
         targets = [services.resolve(h) for h in hashes]
     else:
         targets = list(services.store.iter_sha256(None if everything else SCHEMA_VERSION))
