@@ -53,6 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("download_url_ttl", 3600, "Seconds a signed download URL stays valid.", int),
     Setting("secret_key", "", "Key that signs cursors and download URLs (default: <home>/secret.key)."),
     Setting("log_level", "WARNING", "Python logging level."),
+    Setting("search_timeout", 10.0, "Deadline in seconds of one search (SQL and index lookups).", float),
+    Setting("search_max_rows", 100_000, "Most files an index modifier (ssdeep, tlsh, ...) may feed into one search.", int),
+    Setting("fuzzy_search_rate", 0, "Fuzzy-hash searches allowed per API key per minute (0 = unlimited).", int),
+    Setting("similarity_refresh", 1.0, "Seconds between checks of the store for files new to the fuzzy-hash indexes.", float),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -82,6 +86,10 @@ class Settings:
     download_url_ttl: int
     secret_key: str
     log_level: str
+    search_timeout: float
+    search_max_rows: int
+    fuzzy_search_rate: int
+    similarity_refresh: float
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
