@@ -68,9 +68,46 @@ def _backfill(conn: Connection) -> None:
         last = rows[-1][0]
 
 
+def _clusters(conn: Connection) -> None:
+    """Issue 7: threat family/category columns, the day index and the cluster cache; backfill."""
+    existing = {c["name"] for c in inspect(conn).get_columns("files")}
+    added = [c for c in schema.CLUSTER_COLUMNS if c.name not in existing]
+    for column in added:
+        conn.exec_driver_sql(
+            f"ALTER TABLE files ADD COLUMN {column.name} {column.type.compile(dialect=conn.dialect)}"
+        )
+    schema.metadata.create_all(conn, tables=[schema.vhash_cluster_days], checkfirst=True)
+    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
+    for index in schema.CLUSTER_INDEXES:
+        if index.name not in indexes:
+            index.create(conn)
+    if added:
+        _backfill_clusters(conn)
+
+
+def _backfill_clusters(conn: Connection) -> None:
+    f = schema.files
+    names = [c.name for c in schema.CLUSTER_COLUMNS]
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(f.c.sha256, f.c.report)
+            .where(f.c.sha256 > last, f.c.report.contains("popular_threat_"))
+            .order_by(f.c.sha256)
+            .limit(500)
+        ).all()
+        if not rows:
+            return
+        for sha256, report in rows:
+            columns = searchable.file_columns(json.loads(report))
+            conn.execute(update(f).where(f.c.sha256 == sha256).values({n: columns.get(n) for n in names}))
+        last = rows[-1][0]
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
+    ("0004_clusters", _clusters),
 ]
 
 

@@ -193,3 +193,35 @@ schema_migrations = Table(
     Column("name", String(128), primary_key=True),
     Column("applied", BigInteger, nullable=False),
 )
+
+# -- vhash clusters (issue 7, migration 0004_clusters) -----------------------------------------
+# Each file's AVClass family and category (top of popular_threat_classification), for cluster
+# labels; the covering index answers a day's GROUP BY vhash and its cache check from the index.
+CLUSTER_COLUMNS: tuple[Column[Any], ...] = (
+    Column("threat_family", String(128)),
+    Column("threat_category", String(64)),
+)
+for _column in CLUSTER_COLUMNS:
+    files.append_column(_column)
+CLUSTER_INDEXES: tuple[Index, ...] = (
+    Index(
+        "ix_files_fs_vhash",
+        files.c.first_submission_date,
+        files.c.vhash,
+        files.c.positives,
+        files.c.last_modification_date,
+    ),
+)
+
+# One computed day (or window of days) of vhash clusters. Not a file table (no sha256): a small
+# local table, valid while the day's candidate count and newest modification date are unchanged.
+vhash_cluster_days = Table(
+    "vhash_cluster_days",
+    metadata,
+    Column("day", BigInteger, primary_key=True),  # UTC epoch seconds of the first day
+    Column("days", Integer, primary_key=True),  # window length
+    Column("candidates", BigInteger, nullable=False),
+    Column("max_modified", BigInteger, nullable=False),
+    Column("computed", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+)

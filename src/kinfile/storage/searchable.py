@@ -294,6 +294,28 @@ SIDE_VALUES.update(
 )
 
 
+# -- vhash clusters (issue 7): each file's top AVClass family and category, for cluster labels
+def _top_value(entries: Any) -> str | None:
+    """The ``value`` with the highest ``count`` of a ``[{count, value}]`` list (ties: smallest)."""
+    ranked = [
+        (-(_int(_dict(e).get("count")) or 0), _lower_str(_dict(e).get("value"))) for e in _items(entries)
+    ]
+    ranked = [(c, v[:128]) for c, v in ranked if v]
+    return min(ranked)[1] if ranked else None
+
+
+COLUMNS.update(
+    {
+        "threat_family": lambda a: _top_value(
+            _dict(a.get("popular_threat_classification")).get("popular_threat_name")
+        ),
+        "threat_category": lambda a: _top_value(
+            _dict(a.get("popular_threat_classification")).get("popular_threat_category")
+        ),
+    }
+)
+
+
 def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:
     return {column: extract(attrs) for column, extract in COLUMNS.items()}
 
