@@ -54,9 +54,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("secret_key", "", "Key that signs cursors and download URLs (default: <home>/secret.key)."),
     Setting("log_level", "WARNING", "Python logging level."),
     Setting("search_timeout", 10.0, "Deadline in seconds of one search (SQL and index lookups).", float),
-    Setting("search_max_rows", 100_000, "Most files an index modifier (ssdeep, tlsh, ...) may feed into one search.", int),
-    Setting("fuzzy_search_rate", 0, "Fuzzy-hash searches allowed per API key per minute (0 = unlimited).", int),
-    Setting("similarity_refresh", 1.0, "Seconds between checks of the store for files new to the fuzzy-hash indexes.", float),
+    Setting(
+        "search_max_rows",
+        100_000,
+        "Most files an index modifier (ssdeep, tlsh, ...) may feed into one search.",
+        int,
+    ),
+    Setting(
+        "fuzzy_search_rate", 0, "Fuzzy-hash searches allowed per API key per minute (0 = unlimited).", int
+    ),
+    Setting(
+        "similarity_refresh",
+        1.0,
+        "Seconds between checks of the store for files new to the fuzzy-hash indexes.",
+        float,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
