@@ -400,3 +400,18 @@ def test_linearized_flag() -> None:
     linear = build_pdf([b"<< /Linearized 1 /L 1000 /O 3 /E 500 /N 1 /T 900 /H [100 50] >>", PAGES_1, PAGE])
     assert pdf.analyse(plain)["exiftool"]["Linearized"] == "No"
     assert pdf.analyse(linear)["exiftool"]["Linearized"] == "Yes"
+
+
+def test_no_quadratic_scans() -> None:
+    """Objects without endobj/stream, huge strings: linear time (these took minutes before)."""
+    cases = [
+        b"%PDF-1.4\n" + b"1 0 obj\n" * 100_000,
+        b"%PDF-1.4\n" + b"1 0 obj << /A 1 >>\n" * 100_000 + b"stream\n",
+        b"%PDF-1.4\n" + b"1 0 obj << /A 1 >> endstream\n" * 100_000 + b"stream\n",
+        b"%PDF-1.4\n1 0 obj\n<< /Title (" + b"(a\\)" * 200_000 + b") >>\nendobj\ntrailer << /Info 1 0 R >>",
+    ]
+    for data in cases:
+        started = time.monotonic()
+        report = pdf.analyse(data)
+        assert time.monotonic() - started < 3
+        assert report["pdf_info"]["num_obj"] >= 1

@@ -295,9 +295,12 @@ OBFUSCATIONS = st.sampled_from(
 def test_obfuscated_objdata_agrees_with_rtfobj(
     inserts: list[tuple[int, bytes]], odd: bool, use_bin: bool
 ) -> None:
-    hexdata = bytearray(ole1(b"Package", package(b"a.txt", b"hello world" * 5)).hex().encode())
-    for pos, junk in sorted(inserts, reverse=True):
-        hexdata[min(pos, len(hexdata)) : min(pos, len(hexdata))] = junk
+    original = ole1(b"Package", package(b"a.txt", b"hello world" * 5)).hex().encode()
+    hexdata, previous = b"", 0  # insert at positions of the original text, never inside other junk
+    for pos, junk in sorted(inserts, key=lambda insert: insert[0]):
+        pos = min(pos, len(original))
+        hexdata, previous = hexdata + original[previous:pos] + junk, pos
+    hexdata += original[previous:]
     tail = b"7" if odd else b""
     binpart = rb"\bin4 " + b"\x01\x02}{" if use_bin else b""
     doc = rb"{\rtf1{\object\objemb{\*\objdata " + bytes(hexdata) + binpart + tail + b"}}}"
@@ -369,3 +372,10 @@ def test_ignorable_destination_inside_objdata_is_skipped_unlike_rtfobj() -> None
     doc = rb"{\rtf1{\object\objemb{\*\objdata " + hexdata[:21] + rb"{\*\junk 41}" + hexdata[21:] + b"}}}"
     assert our_objects(doc)[0][1] == "Package"
     assert rtfobj_objects(doc)[0][1] is None
+
+
+def test_objdata_tokenizer_is_bounded() -> None:
+    started = time.monotonic()
+    report = rtf.analyse(rb"{\rtf1{\object{\*\objdata " + b"{}" * 1_500_000 + b"}}")
+    assert time.monotonic() - started < 4
+    assert report["rtf_info"]["document_properties"]["objects"][0]["type"] == "unknown"

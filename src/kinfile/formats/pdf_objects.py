@@ -34,6 +34,10 @@ _NAME_RE = re.compile(rb"/([^\x00\t\n\x0c\r ()<>\[\]{}/%]*)")
 _KW_RE = re.compile(rb"[A-Za-z_]+")
 _SKIP_RE = re.compile(rb"(?:[\x00\t\n\x0c\r ]+|%[^\r\n]*)*")
 _STREAM_RE = re.compile(rb"stream(?<![A-Za-z0-9/]stream)(?:\r\n|\n|\r)?")
+_WORD_BYTES = frozenset(
+    bytes((c,)) for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/"
+)
+_STRING_SPECIAL_RE = re.compile(rb"[()\\\\]")
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
 
 
@@ -86,6 +90,12 @@ def _literal_string(data: bytes, pos: int) -> tuple[bytes, int]:
     depth = 1
     n = len(data)
     while pos < n and len(out) < MAX_STRING:
+        special = _STRING_SPECIAL_RE.search(data, pos)
+        if special is None:
+            out += data[pos:]
+            return bytes(out[:MAX_STRING]), n
+        out += data[pos : special.start()]
+        pos = special.start()
         char = data[pos]
         if char == 0x5C:  # backslash
             pos += 1
@@ -110,13 +120,13 @@ def _literal_string(data: bytes, pos: int) -> tuple[bytes, int]:
             continue
         if char == 0x28:
             depth += 1
-        elif char == 0x29:
+        else:
             depth -= 1
             if depth == 0:
-                return bytes(out), pos + 1
+                return bytes(out[:MAX_STRING]), pos + 1
         out.append(char)
         pos += 1
-    return bytes(out), pos
+    return bytes(out[:MAX_STRING]), pos
 
 
 def _hex_string(data: bytes, pos: int) -> tuple[bytes, int]:
@@ -219,6 +229,11 @@ class PdfDocument:
 
     def _scan(self, start: int, deadline: Deadline) -> None:
         data = self.data
+        finders = (
+            _NextFinder(data, b"endobj"),
+            _NextFinder(data, b"endstream"),
+            _NextFinder(data, b"stream"),
+        )
         pos = start
         while len(self.in_order) < MAX_OBJECTS:
             if len(self.in_order) % 256 == 0:
@@ -227,10 +242,7 @@ class PdfDocument:
             if match is None:
                 break
             body_start = match.end()
-            end = data.find(b"endobj", body_start)
-            if end < 0:
-                end = len(data)
-            body, stream, end = self._split_stream(body_start, end)
+            body, stream, end = self._split_stream(body_start, finders)
             obj = PdfObject(int(match.group(1)), int(match.group(2)), match.start(), body, stream)
             self.objects[obj.num] = obj
             self.in_order.append(obj)
@@ -238,18 +250,25 @@ class PdfDocument:
         else:
             self.anomalies.append(f"more than {MAX_OBJECTS} objects; the rest ignored")
 
-    def _split_stream(self, body_start: int, end: int) -> tuple[bytes, bytes | None, int]:
-        """Separate the dictionary from stream data; ``end`` may move past a stream's endobj."""
+    def _split_stream(
+        self, body_start: int, finders: tuple[_NextFinder, _NextFinder, _NextFinder]
+    ) -> tuple[bytes, bytes | None, int]:
+        """(dictionary text, raw stream data or None, end of the object)."""
         data = self.data
-        match = _STREAM_RE.search(data, body_start, end)
+        endobj, endstream, stream_word = finders
+        end = endobj.find(body_start)
+        end = len(data) if end < 0 else end
+        keyword = stream_word.find(body_start)  # not "endstream": the regex checks the byte before
+        # an object without endobj stops at the next object header (searched within the dictionary)
+        next_obj = OBJ_RE.search(data, body_start, keyword if 0 <= keyword < end else end)
+        if next_obj is not None:
+            return data[body_start : next_obj.start()], None, next_obj.start()
+        match = _STREAM_RE.match(data, keyword) if 0 <= keyword < end else None
         if match is None or not data[body_start : match.start()].rstrip(WHITESPACE).endswith(b">>"):
-            next_obj = OBJ_RE.search(data, body_start, end)
-            if next_obj is not None:  # missing endobj: stop at the next object
-                end = next_obj.start()
             return data[body_start:end], None, end
         body = data[body_start : match.start()]
         stream_start = match.end()
-        stream_end = data.find(b"endstream", stream_start)
+        stream_end = endstream.find(stream_start)
         if stream_end < 0:
             stream_end = len(data)
         length = _direct_length(body)
@@ -262,7 +281,7 @@ class PdfDocument:
             raw = raw[:-2]
         elif raw.endswith((b"\n", b"\r")):
             raw = raw[:-1]
-        new_end = data.find(b"endobj", stream_end)
+        new_end = endobj.find(stream_end)
         return body, raw, max(end, new_end if new_end >= 0 else len(data))
 
     def _read_trailers(self) -> None:
@@ -348,18 +367,44 @@ class PdfDocument:
         pairs = [
             (int(numbers[i]), int(numbers[i + 1])) for i in range(0, min(len(numbers) - 1, 2 * count), 2)
         ]
+        previous_end = first
         for i, (num, offset) in enumerate(pairs):
             if i % 256 == 0:
                 deadline.check()
             start = first + offset
             end = first + pairs[i + 1][1] if i + 1 < len(pairs) else len(content)
-            if not first <= start <= len(content) or end < start:
-                continue
+            if not previous_end <= start <= len(content) or end < start:
+                continue  # overlapping or backwards offsets: never slice the same bytes twice
+            previous_end = end
             existing = self.objects.get(num)
             if existing is None or existing.in_objstm or existing.offset < parent.offset:
                 obj = PdfObject(num, 0, parent.offset, content[start:end], None, in_objstm=True)
                 self.objects[num] = obj
                 self.in_order.append(obj)
+
+
+class _NextFinder:
+    """Next occurrence of a literal or regex at increasing positions, remembering its last answer
+    so that a scan over many objects stays linear."""
+
+    __slots__ = ("data", "found", "needle", "searched_from")
+
+    def __init__(self, data: bytes, needle: bytes | re.Pattern[bytes]) -> None:
+        self.data = data
+        self.needle = needle
+        self.searched_from = len(data) + 1
+        self.found = -1
+
+    def find(self, pos: int) -> int:
+        if self.searched_from <= pos and (self.found < 0 or self.found >= pos):
+            return self.found
+        self.searched_from = pos
+        if isinstance(self.needle, bytes):
+            self.found = self.data.find(self.needle, pos)
+        else:
+            match = self.needle.search(self.data, pos)
+            self.found = match.start() if match else -1
+        return self.found
 
 
 def _direct_length(body: bytes) -> int | None:

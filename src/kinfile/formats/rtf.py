@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LIST = 256
 MAX_OBJDATA = 64
+MAX_OBJDATA_TOKENS = 1 << 20  # tokenizer steps over all \objdata groups of one file
 MAX_CHILDREN = 32
 MAX_CHILD_SIZE = 32 * 1024 * 1024
 WHITESPACE = b" \t\r\n\x0b\x0c"
@@ -109,16 +110,20 @@ def find_objects(scan: RtfScan) -> list[RtfObject]:
         obj.type = OBJECT_TYPES[kind.group(1)] if kind else None
         objclass = _OBJCLASS_RE.search(data, match.end(), end)
         if objclass:
-            text = decode_text(data[objclass.end() : group_end(data, objclass.end())], scan.encoding)
+            text = decode_text(
+                data[objclass.end() : group_end(data, objclass.end(), limit=end)], scan.encoding
+            )
             obj.objclass = clean_text(text.strip(), 256) or None
         objects.append(obj)
         pos = end
+    steps_left = MAX_OBJDATA_TOKENS
     for count, match in enumerate(_OBJDATA_RE.finditer(data)):
-        if count >= MAX_OBJDATA:
-            scan.anomalies.append(f"more than {MAX_OBJDATA} \\objdata; the rest ignored")
+        if count >= MAX_OBJDATA or steps_left <= 0:
+            scan.anomalies.append("too many \\objdata (or tokens in them); the rest ignored")
             break
         scan.deadline.check()
-        raw, end = read_objdata(data, match.end(), scan.deadline)
+        raw, end, steps = read_objdata(data, match.end(), scan.deadline, steps_left)
+        steps_left -= steps
         container = next((o for o in objects if o.start <= match.start() < o.end), None)
         owner = container if container is not None and container.raw is None else None
         if owner is None:

@@ -137,10 +137,12 @@ def summary_info(region: bytes, encoding: str) -> tuple[dict[str, Any], dict[str
     """(VT ``summary_info``, ExifTool tags) from the content of the ``{\\info ...}`` group."""
     summary: dict[str, Any] = {}
     exif: dict[str, Any] = {}
+    seen: set[str] = set()
     for match in _TEXT_RE.finditer(region):
         key, tag = TEXT_FIELDS[match.group(1)]
-        if key in summary:
+        if key in seen:
             continue
+        seen.add(key)
         end = group_end(region, match.end())
         text = clean_text(
             decode_text(region[match.end() : max(match.end(), end - 1)], encoding).strip(), MAX_TEXT

@@ -60,14 +60,14 @@ DESTINATIONS = frozenset(
 )
 
 
-def group_end(data: bytes, start: int, deadline: Deadline = NO_DEADLINE) -> int:
-    """Index just past the ``}`` closing the group that contains ``start`` (or len(data))."""
+def group_end(data: bytes, start: int, deadline: Deadline = NO_DEADLINE, limit: int | None = None) -> int:
+    """Index just past the ``}`` closing the group that contains ``start`` (or ``limit``/len(data))."""
     depth = 0
     pos = start
-    n = len(data)
+    n = len(data) if limit is None else min(limit, len(data))
     steps = 0
     while pos < n:
-        match = _GROUP_TOKEN_RE.search(data, pos)
+        match = _GROUP_TOKEN_RE.search(data, pos, n)
         if match is None:
             return n
         steps += 1
@@ -86,8 +86,13 @@ def group_end(data: bytes, start: int, deadline: Deadline = NO_DEADLINE) -> int:
     return n
 
 
-def read_objdata(data: bytes, start: int, deadline: Deadline = NO_DEADLINE) -> tuple[bytes, int]:
-    """Decode the object data that follows ``\\objdata`` at ``start``; returns (bytes, end index)."""
+def read_objdata(
+    data: bytes, start: int, deadline: Deadline = NO_DEADLINE, max_steps: int = 1 << 22
+) -> tuple[bytes, int, int]:
+    """Decode the object data that follows ``\\objdata`` at ``start``.
+
+    Returns (bytes, end index, tokens read); stops after ``max_steps`` tokens.
+    """
     digits = bytearray()  # hex digits read so far (non-hex characters dropped as they come)
     depth = 0
     skip_from = -1  # depth at which a skipped destination group was opened
@@ -95,7 +100,7 @@ def read_objdata(data: bytes, start: int, deadline: Deadline = NO_DEADLINE) -> t
     pos = start
     n = len(data)
     steps = 0
-    while pos < n:
+    while pos < n and steps < max_steps:
         match = _TOKEN_RE.match(data, pos)
         if match is None:  # a control word longer than Word accepts: treat the backslash as text
             pos += 1
@@ -140,7 +145,7 @@ def read_objdata(data: bytes, start: int, deadline: Deadline = NO_DEADLINE) -> t
         # other control symbols (\*, \\, \~ ...) carry no object data
     if len(digits) & 1:
         del digits[-1]
-    return binascii.unhexlify(digits), pos
+    return binascii.unhexlify(digits), pos, steps
 
 
 def _bin_length(param: bytes | None) -> int:
