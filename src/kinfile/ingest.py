@@ -23,7 +23,8 @@ from kinfile.hashing.digests import digest_bytes
 from kinfile.models import SCHEMA_VERSION, IngestItem, Relation, Submission
 from kinfile.settings import Settings
 from kinfile.storage.blobs import BlobStore
-from kinfile.storage.store import Store
+from kinfile.storage.store import AnalysisRow, Store
+from kinfile.verdicts import Verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Outcome:
     reason: str | None = None
     item: IngestItem | None = None
     seconds: float = 0.0
+    analysis: AnalysisRow | None = None  # the engines' run on the file (None: engines not run)
 
 
 @dataclass
@@ -134,6 +136,7 @@ def _worker_init(settings: Settings) -> None:
     _WORKER["settings"] = settings
     _WORKER["store"] = Store(settings.db)
     _WORKER["blobs"] = BlobStore(settings.blobs)
+    _WORKER["verdicts"] = Verdicts(settings)  # one set of engines (compiled rules) per worker
 
 
 def process_path(path: str, source: str, date: int, name_mode: str = "basename") -> Outcome:
@@ -167,6 +170,9 @@ def process_path(path: str, source: str, date: int, name_mode: str = "basename")
         out.item = IngestItem(sha256=digests.sha256, submission=submission)
     else:
         node = analyse_bytes(data, name, limits_from(settings), digests=digests)
+        verdicts: Verdicts = _WORKER["verdicts"]  # type: ignore[assignment]
+        runs = verdicts.scan_tree(node)
+        out.analysis = runs[0].analysis() if runs else None
         out.item = build_items(node, submission, blobs, version)
         out.status = "new" if version is None else "duplicate"
     out.seconds = time.perf_counter() - started
@@ -219,7 +225,8 @@ def run_ingest(
         nonlocal last_flush
         items = [o for o in pending if o.item is not None]
         if items:
-            created = store.save([o.item for o in items if o.item is not None])
+            runs = [o.analysis for o in items if o.analysis is not None]
+            created = store.save([o.item for o in items if o.item is not None], runs)
             for o, was_new in zip(items, created, strict=True):
                 if o.status == "new" and not was_new:
                     o.status = "duplicate"  # another process stored it meanwhile

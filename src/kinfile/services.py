@@ -17,8 +17,9 @@ from kinfile.ingest import build_items, limits_from
 from kinfile.models import Submission
 from kinfile.settings import Settings
 from kinfile.storage.blobs import BlobStore
-from kinfile.storage.store import FileRow, Store
+from kinfile.storage.store import AnalysisRow, FileRow, Store
 from kinfile.tokens import Signer, parse_analysis_id
+from kinfile.verdicts import Verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,10 @@ EMPTY_STATS = {
     "type-unsupported": 0,
     "undetected": 0,
 }
-INTERNAL_KEYS = ("analysis_seconds",)
+INTERNAL_KEYS = ("analysis_seconds", "verdict_sources")
+SUBMISSION_KEYS = frozenset(
+    {"first_submission_date", "last_submission_date", "times_submitted", "unique_sources", "meaningful_name"}
+)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Services:
             self.store.migrate()
         self.blobs = blobs or BlobStore(settings.blobs)
         self.signer = Signer(load_secret(settings))
+        self.verdicts = Verdicts(settings)
 
     def close(self) -> None:
         self.store.close()
@@ -99,6 +104,7 @@ class Services:
         """The VirusTotal ``attributes`` of a stored file: report plus live columns."""
         attrs = {k: v for k, v in row.report.items() if k not in INTERNAL_KEYS}
         c = row.columns
+        own_submissions = bool(c.get("times_submitted"))
         for key in (
             "first_submission_date",
             "last_submission_date",
@@ -108,9 +114,13 @@ class Services:
             "unique_sources",
             "meaningful_name",
         ):
-            if c.get(key) is not None:
-                attrs[key] = c[key]
-        attrs["names"] = row.names
+            if c.get(key) is None:
+                continue
+            if key in SUBMISSION_KEYS and not own_submissions and key in attrs:
+                continue  # a report-only (imported) file: VirusTotal's counters stand
+            attrs[key] = c[key]
+        imported_names = [n for n in attrs.get("names") or [] if n not in row.names]
+        attrs["names"] = row.names + imported_names
         attrs["downloadable"] = bool(c.get("downloadable"))
         attrs.setdefault("last_analysis_results", {})
         attrs.setdefault("last_analysis_stats", dict(EMPTY_STATS))
@@ -134,21 +144,31 @@ class Services:
         sha256 = node.record.sha256
         known = self.store.known([sha256]).get(sha256)
         submission = Submission(date=when, name=name, source_key=source_key, interface=interface)
+        run = self._scan(node)
         item = build_items(node, submission, self.blobs, known)
         item.replace_report = known is not None
-        self.store.save([item])
-        analysis = self.store.add_analysis(sha256, when, "completed", dict(EMPTY_STATS), {})
-        return sha256, analysis
+        self.store.save([item], [run])
+        return sha256, run.id
 
     def reanalyse(self, file_hash: str) -> str:
-        """Re-run analysis on the stored bytes; returns the new analysis id."""
+        """Re-run analysis and the engines on the stored bytes (a rescan); returns the analysis id."""
         sha256 = self.resolve(file_hash)
         if not self.blobs.exists(sha256):
             raise NotFoundError(f'the content of file "{sha256}" is not stored (report only)')
         data = self.blobs.read(sha256)
         node = analyse_bytes(data, None, limits_from(self.settings))
-        self.store.save([_report_only_item(node, self.blobs)])
-        return self.store.add_analysis(sha256, int(time.time()), "completed", dict(EMPTY_STATS), {})
+        run = self._scan(node)
+        self.store.save([_report_only_item(node, self.blobs)], [run])
+        return run.id
+
+    rescan = reanalyse
+
+    def _scan(self, node: Any) -> AnalysisRow:
+        """Run the engines over an analysed tree; the analysis row of the submitted file."""
+        runs = self.verdicts.scan_tree(node)
+        if runs:
+            return runs[0].analysis()
+        return AnalysisRow(node.record.sha256, int(time.time()), "completed", dict(EMPTY_STATS), {})
 
     def get_analysis(self, ident: str) -> dict[str, Any]:
         sha256 = parse_analysis_id(ident)

@@ -50,6 +50,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_child_depth", 3, "How deep sub-files (archive members, resources...) are followed.", int),
     Setting("max_children", 1000, "Most sub-files extracted from one submitted file, all levels.", int),
     Setting("max_child_bytes", 256 * MB, "Most bytes of sub-files extracted from one submitted file.", int),
+    Setting(
+        "engines",
+        "auto",
+        "Detection engines: auto (YARA when yara_rules is set, ClamAV when reachable), none, yara,clamav.",
+    ),
+    Setting("yara_rules", "", "YARA rule directories, comma-separated; `name=dir` names a ruleset."),
+    Setting(
+        "yara_timeout", 10.0, "Time limit in seconds of one YARA scan (whole seconds, at least 1).", float
+    ),
+    Setting("clamav", "auto", "ClamAV: auto, off, a clamd socket path, tcp://host:port, clamscan[:dbdir]."),
+    Setting("clamav_timeout", 60.0, "Time limit in seconds of one ClamAV scan.", float),
     Setting("download_url_ttl", 3600, "Seconds a signed download URL stays valid.", int),
     Setting("secret_key", "", "Key that signs cursors and download URLs (default: <home>/secret.key)."),
     Setting("log_level", "WARNING", "Python logging level."),
@@ -95,6 +106,11 @@ class Settings:
     max_child_depth: int
     max_children: int
     max_child_bytes: int
+    engines: str
+    yara_rules: str
+    yara_timeout: float
+    clamav: str
+    clamav_timeout: float
     download_url_ttl: int
     secret_key: str
     log_level: str

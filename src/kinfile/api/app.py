@@ -87,7 +87,7 @@ async def _send_error(send: Send, exc: KinfileError) -> None:
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from kinfile.api.vt import search as vt_search
-    from kinfile.api.vt import analyses, files, metadata
+    from kinfile.api.vt import analyses, files, metadata, verdicts
 
     app = FastAPI(title="kinfile", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
@@ -127,6 +127,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(files.router, prefix="/api/v3")
     app.include_router(analyses.router, prefix="/api/v3")
     app.include_router(metadata.router, prefix="/api/v3")
+    app.include_router(verdicts.router, prefix="/api/v3")
     app.include_router(vt_search.router, prefix="/api/v3")
     app.include_router(files.public_router)
     app.add_middleware(UploadSizeGuard, limit=settings.max_upload_size)

@@ -66,7 +66,7 @@ def settings_from(ctx: click.Context, **more: Any) -> Settings:
 
 
 def _register() -> None:
-    from kinfile.cli import admin, ingest, search, serve
+    from kinfile.cli import admin, ingest, search, serve, verdicts
 
     main.add_command(serve.serve)
     main.add_command(ingest.ingest)
@@ -77,6 +77,9 @@ def _register() -> None:
     main.add_command(admin.migrate)
     main.add_command(search.search)
     main.add_command(search.similar)
+    main.add_command(verdicts.rescan)
+    main.add_command(verdicts.import_vt)
+    main.add_command(verdicts.engines)
 
 
 _register()

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Insert
 
+from kinfile.engines.merge import carry_over
 from kinfile.errors import ConfigurationError, TransientError
 from kinfile.hashing.digests import is_hash
 from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
@@ -41,6 +42,32 @@ class FileRow:
     columns: dict[str, Any]
     report: dict[str, Any]
     names: list[str]
+
+
+@dataclass
+class StoredReport:
+    report: dict[str, Any]
+    downloadable: bool
+    schema_version: int
+    md5: str
+    sha1: str
+    size: int
+
+
+@dataclass
+class AnalysisRow:
+    """One analysis run (``/analyses/{id}``): the results of the engines that ran."""
+
+    sha256: str
+    date: int
+    status: str
+    stats: dict[str, int]
+    results: dict[str, Any]
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = analysis_id(self.sha256, self.date)
 
 
 def create_engine_for(url: str) -> Engine:
@@ -224,13 +251,68 @@ class Store:
             last = chunk[-1]
 
     # -- writes ----------------------------------------------------------------------------
-    def save(self, items: Iterable[IngestItem]) -> list[bool]:
-        """Write items (each with its children) in ONE transaction. Returns "was new" per item."""
+    def save(self, items: Iterable[IngestItem], analyses: Iterable[AnalysisRow] = ()) -> list[bool]:
+        """Write items (each with its children) and analysis runs in ONE transaction.
+
+        Returns "was new" per item.
+        """
         created: list[bool] = []
         with self.writing() as conn:
             for item in items:
                 created.append(self._save_item(conn, item))
+            for run in analyses:
+                self._insert_analysis(conn, run)
         return created
+
+    def insert_files(self, records: Sequence[FileRecord]) -> set[str]:
+        """Bulk-insert files without submissions (imports) in ONE transaction, skipping stored ones.
+
+        One multi-row statement per table instead of one per file. Returns the inserted sha256s;
+        the caller merges the others into the stored reports (:meth:`save`).
+        """
+        now = int(time.time())
+        return self.insert_rows([file_row(rec, now) for rec in records])
+
+    def insert_rows(self, rows: Sequence[FileRow_]) -> set[str]:
+        """:meth:`insert_files` with the rows already built by :func:`file_row` (e.g. in workers)."""
+        if not rows:
+            return set()
+        f = schema.files
+        with self.writing() as conn:
+            statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
+            inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
+            side: dict[str, list[dict[str, str]]] = {}
+            for row, values in rows:
+                if row["sha256"] in inserted:
+                    for name, found in values.items():
+                        side.setdefault(name, []).extend({"value": v, "sha256": row["sha256"]} for v in found)
+            for name, entries in side.items():
+                if entries:
+                    conn.execute(schema.SIDE_TABLES[name].insert(), entries)
+        return inserted
+
+    def get_reports(self, sha256s: Sequence[str]) -> dict[str, StoredReport]:
+        """Report, ``downloadable`` and schema version of the given stored files (one query)."""
+        if not sha256s:
+            return {}
+        f = schema.files
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    f.c.sha256, f.c.report, f.c.downloadable, f.c.schema_version, f.c.md5, f.c.sha1, f.c.size
+                ).where(f.c.sha256.in_(list(sha256s)))
+            )
+            return {
+                r.sha256: StoredReport(
+                    report=json.loads(r.report),
+                    downloadable=bool(r.downloadable),
+                    schema_version=r.schema_version,
+                    md5=r.md5,
+                    sha1=r.sha1,
+                    size=r.size,
+                )
+                for r in rows
+            }
 
     def _save_item(self, conn: Connection, item: IngestItem) -> bool:
         new = False
@@ -258,18 +340,7 @@ class Store:
     ) -> bool:
         attrs = rec.attributes
         now = int(time.time())
-        values = {
-            "sha256": rec.sha256,
-            "md5": rec.md5,
-            "sha1": rec.sha1,
-            "size": rec.size,
-            **searchable.file_columns(attrs),
-            "schema_version": rec.schema_version,
-            "downloadable": rec.downloadable,
-            "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
-            "last_analysis_date": now,
-            "last_modification_date": now,
-        }
+        values = _file_values(rec, attrs, now)
         # A new file's counters follow from its first submission (written in this transaction).
         first = {
             "times_submitted": 1 if sub else 0,
@@ -285,6 +356,14 @@ class Store:
         if not new and not replace_report:
             return False
         if not new:
+            # A replaced report keeps what kinfile did not compute this time (imported
+            # attributes, engine results of other runs): engines/merge.py decides.
+            previous = conn.execute(
+                select(schema.files.c.report).where(schema.files.c.sha256 == rec.sha256)
+            ).scalar()
+            if previous:
+                attrs = carry_over(json.loads(previous), attrs)
+                values = _file_values(rec, attrs, now)
             keep = ("sha256",)
             conn.execute(
                 update(schema.files)
@@ -442,22 +521,27 @@ class Store:
     def add_analysis(
         self, sha256: str, date: int, status: str, stats: dict[str, int], results: dict[str, Any]
     ) -> str:
-        ident = analysis_id(sha256, date)
+        run = AnalysisRow(sha256=sha256, date=date, status=status, stats=stats, results=results)
         with self.writing() as conn:
-            conn.execute(
-                schema.analyses.insert().values(
-                    sha256=sha256,
-                    id=ident,
-                    date=date,
-                    status=status,
-                    stats=json.dumps(stats),
-                    results=json.dumps(results),
-                )
+            self._insert_analysis(conn, run)
+        return run.id
+
+    def _insert_analysis(self, conn: Connection, run: AnalysisRow) -> None:
+        conn.execute(
+            schema.analyses.insert().values(
+                sha256=run.sha256,
+                id=run.id,
+                date=run.date,
+                status=run.status,
+                stats=json.dumps(run.stats),
+                results=json.dumps(run.results),
             )
-            conn.execute(
-                update(schema.files).where(schema.files.c.sha256 == sha256).values(last_analysis_date=date)
-            )
-        return ident
+        )
+        conn.execute(
+            update(schema.files)
+            .where(schema.files.c.sha256 == run.sha256)
+            .values(last_analysis_date=run.date)
+        )
 
     def get_analysis(self, sha256: str, ident: str) -> dict[str, Any] | None:
         a = schema.analyses
@@ -494,6 +578,42 @@ class Store:
     def revoke_api_keys(self, name: str) -> int:
         with self.writing() as conn:
             return int(conn.execute(delete(schema.api_keys).where(schema.api_keys.c.name == name)).rowcount)
+
+
+FileRow_ = tuple[dict[str, Any], dict[str, list[str]]]
+NO_SUBMISSIONS = {
+    "times_submitted": 0,
+    "unique_sources": 0,
+    "first_submission_date": None,
+    "last_submission_date": None,
+    "meaningful_name": None,
+}
+
+
+def file_row(rec: FileRecord, now: int) -> FileRow_:
+    """The ``files`` row (no submissions) and side-table values of a new report-only file."""
+    side = {name: sorted(found) for name, found in searchable.side_values(rec.attributes).items()}
+    return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}, side
+
+
+def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, Any]:
+    """The ``files`` row of a report. Dates an imported report brings are kept."""
+    return {
+        "sha256": rec.sha256,
+        "md5": rec.md5,
+        "sha1": rec.sha1,
+        "size": rec.size,
+        **searchable.file_columns(attrs),
+        "schema_version": rec.schema_version,
+        "downloadable": rec.downloadable,
+        "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+        "last_analysis_date": _int_or(attrs.get("last_analysis_date"), now),
+        "last_modification_date": _int_or(attrs.get("last_modification_date"), now),
+    }
+
+
+def _int_or(value: Any, default: int) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
 def hash_key(key: str) -> str:

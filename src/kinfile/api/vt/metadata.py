@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from kinfile import relationships
-from kinfile.api.auth import require_key
+from kinfile.api.auth import require_key, services_of
 
 router = APIRouter(dependencies=[Depends(require_key)])
 
 
 @router.get("/metadata")
-def get_metadata() -> JSONResponse:
+async def get_metadata(request: Request) -> JSONResponse:
     rels = [{"name": r.name, "description": r.description} for r in relationships.REGISTRY.values()]
-    return JSONResponse({"data": {"engines": {}, "relationships": {"file": rels}, "privileges": []}})
+    infos = await run_in_threadpool(services_of(request).verdicts.infos)
+    engines = {i.name: {k: v for k, v in i.as_dict().items() if k != "name"} for i in infos}
+    return JSONResponse({"data": {"engines": engines, "relationships": {"file": rels}, "privileges": []}})

@@ -1,0 +1,84 @@
+"""Import throughput: `kinfile import-vt` (Importer) on the shared VirusTotal reports.
+
+    python bench/import.py [--copies 20] [--db sqlite|postgresql://...]
+
+The real reports of ../shared/vt are replicated with fresh hashes (so every record is a new
+file): the 500 AVClass label lines ×copies and the v3 RTF report ×(copies×25). Each set goes into a
+fresh SQLite store (or a fresh PostgreSQL schema). Prints reports/s for creation and for a
+second pass that enriches the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from kinfile.importer import Importer
+from kinfile.storage.store import Store
+
+VT = Path(__file__).resolve().parents[2] / "shared" / "vt"
+
+
+def rehash(seed: str) -> tuple[str, str, str]:
+    return (
+        hashlib.md5(seed.encode()).hexdigest(),
+        hashlib.sha1(seed.encode()).hexdigest(),
+        hashlib.sha256(seed.encode()).hexdigest(),
+    )
+
+
+def avclass_lines(copies: int) -> list[str]:
+    base = [json.loads(line) for line in (VT / "av_labels_500.jsonl").read_text().splitlines()]
+    out = []
+    for copy in range(copies):
+        for i, rec in enumerate(base):
+            md5, sha1, sha256 = rehash(f"av{copy}:{i}")
+            out.append(json.dumps({**rec, "md5": md5, "sha1": sha1, "sha256": sha256}))
+    return out
+
+
+def v3_lines(count: int) -> list[str]:
+    doc = json.loads((VT / "vt_v3_file_report_rtf.json").read_text())["data"]
+    out = []
+    for i in range(count):
+        md5, sha1, sha256 = rehash(f"v3:{i}")
+        attrs = {**doc["attributes"], "md5": md5, "sha1": sha1, "sha256": sha256}
+        out.append(json.dumps({"type": "file", "id": sha256, "attributes": attrs}))
+    return out
+
+
+def run(name: str, lines: list[str], db: str) -> None:
+    store = Store(db)
+    store.migrate()
+    for label in ("create", "enrich"):
+        started = time.perf_counter()
+        summary = Importer(store, "bench").import_lines(lines, name)
+        seconds = time.perf_counter() - started
+        assert summary.failed == 0, summary.errors[:3]
+        mb = sum(len(line) for line in lines) / 1e6
+        print(
+            f"{name:8} {label:6} {summary.reports:6} reports {seconds:6.2f} s "
+            f"{summary.reports / seconds:8.0f} reports/s {mb / seconds:6.1f} MB/s"
+        )
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--db", default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, lines in (("avclass", avclass_lines(args.copies)), ("vt-v3", v3_lines(args.copies * 25))):
+            db = f"sqlite:///{tmp}/{name}.db" if args.db == "sqlite" else args.db
+            run(name, lines, db)
+
+
+if __name__ == "__main__":
+    main()
