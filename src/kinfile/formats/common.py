@@ -18,9 +18,11 @@ and records the anomaly.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any, TypedDict
 
 import numpy as np
@@ -57,6 +59,8 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.expires - time.monotonic())
 
+
+logger = logging.getLogger(__name__)
 
 NO_DEADLINE = Deadline(float("inf"))
 SMALL = 512  # below this a Counter beats numpy's set-up cost
@@ -95,6 +99,29 @@ def entropy(data: bytes) -> float:
 
 def chi2(data: bytes) -> float:
     return byte_stats(data)[1]
+
+
+def run_extractors(
+    extractors: Iterable[Callable[..., None]],
+    *args: Any,
+    anomalies: list[str],
+    deadline: Deadline | None = None,
+) -> None:
+    """Run capa-style extractors in order over one parsed file.
+
+    A failing extractor costs only its own keys: its exception becomes an anomaly and the next
+    extractor runs. :class:`AnalysisTimeout` is the exception that stops the analysis.
+    """
+    for extractor in extractors:
+        if deadline is not None:
+            deadline.check()
+        try:
+            extractor(*args)
+        except AnalysisTimeout:
+            raise
+        except Exception as exc:  # hostile input must never escape an analyser
+            logger.debug("%s failed", extractor.__name__, exc_info=True)
+            anomalies.append(f"{extractor.__name__} failed: {type(exc).__name__}: {exc}"[:200])
 
 
 def clean_text(value: Any, limit: int = 4096) -> str:

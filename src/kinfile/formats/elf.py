@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinfile.formats import elf_names
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Deadline
+from kinfile.formats.common import NO_DEADLINE, Deadline, run_extractors
 from kinfile.formats.elfraw import ElfFile, ElfFormatError, ElfSection, ElfSegment, parse
 
 logger = logging.getLogger(__name__)
@@ -286,14 +286,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     ctx = ElfContext(data=data, elf=elf, binary=None, deadline=deadline, tags={"elf"})
     ctx.anomalies.extend(elf.anomalies)
     ctx.binary = _lief_parse(data, ctx.anomalies)
-    for extractor in EXTRACTORS:
-        try:
-            extractor(ctx)
-        except AnalysisTimeout:
-            raise
-        except Exception as exc:  # one broken table must not cost the whole report
-            logger.debug("%s failed", extractor.__name__, exc_info=True)
-            ctx.anomalies.append(f"{extractor.__name__}: {type(exc).__name__}: {exc}"[:200])
+    run_extractors(EXTRACTORS, ctx, anomalies=ctx.anomalies)
     if ctx.elf.header.e_type == 3 and not _is_pie(ctx):
         ctx.tags.add("shared-lib")
     result: dict[str, Any] = {"elf_info": ctx.info, **ctx.result, "tags": sorted(ctx.tags)}

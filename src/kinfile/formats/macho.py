@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinfile.formats import macho_names as names
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Deadline
+from kinfile.formats.common import NO_DEADLINE, Deadline, run_extractors
 
 logger = logging.getLogger(__name__)
 
@@ -319,14 +319,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
         except MachOFormatError as exc:
             anomalies.append(f"slice {index}: {exc}")
             continue
-        for extractor in EXTRACTORS:
-            try:
-                extractor(ctx)
-            except AnalysisTimeout:
-                raise
-            except Exception as exc:  # one broken command must not cost the whole report
-                logger.debug("%s failed", extractor.__name__, exc_info=True)
-                ctx.anomalies.append(f"{extractor.__name__}: {type(exc).__name__}: {exc}"[:200])
+        run_extractors(EXTRACTORS, ctx, anomalies=ctx.anomalies)
         anomalies.extend(f"slice {index}: {a}" if fat else a for a in ctx.anomalies)
         archs.append(ctx)
     tags = {"macho"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinfile.formats import ole_active, ole_props
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
+from kinfile.formats.common import NO_DEADLINE, Child, Deadline, clean_text, run_extractors
 from kinfile.formats.vba import analyse_vba, vba_tags
 
 logger = logging.getLogger(__name__)
@@ -410,14 +410,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     for issue in list(getattr(ole, "parsing_issues", []) or [])[:16]:
         ctx.anomalies.append(f"ole: {clean_text(issue[1], 160)}")
     try:
-        for extractor in EXTRACTORS:
-            try:
-                extractor(ctx)
-            except AnalysisTimeout:
-                raise
-            except Exception as exc:  # noqa: BLE001 - keep going with the other extractors
-                logger.debug("%s failed", extractor.__name__, exc_info=True)
-                ctx.anomalies.append(f"ole: {extractor.__name__} failed ({type(exc).__name__})")
+        run_extractors(EXTRACTORS, ctx, anomalies=ctx.anomalies)
     finally:
         ole.close()
     ctx.info.pop("_paths", None)

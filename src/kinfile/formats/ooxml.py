@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
+from kinfile.formats.common import NO_DEADLINE, Child, Deadline, clean_text, run_extractors
 from kinfile.formats.ooxml_parts import (
     MAX_CHILD_SIZE,
     NS_CT,
@@ -323,14 +323,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
         return {"anomalies": [f"ooxml: cannot open zip ({type(exc).__name__})"], "children": []}
     ctx = OoxmlContext(package=package, deadline=deadline, anomalies=anomalies)
     try:
-        for extractor in EXTRACTORS:
-            try:
-                extractor(ctx)
-            except AnalysisTimeout:
-                raise
-            except Exception as exc:  # noqa: BLE001 - keep going with the other extractors
-                logger.debug("%s failed", extractor.__name__, exc_info=True)
-                ctx.anomalies.append(f"ooxml: {extractor.__name__} failed ({type(exc).__name__})")
+        run_extractors(EXTRACTORS, ctx, anomalies=ctx.anomalies)
     finally:
         package.zip.close()
     return {

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
+from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text, run_extractors
 from kinfile.formats.pdf_meta import encryption_description, info_metadata, merge_metadata, xmp_metadata
 from kinfile.formats.pdf_objects import OBJ_RE, WHITESPACE, PdfDocument, PdfObject, Ref, text_of
 from kinfile.formats.pdf_scan import (
@@ -315,14 +315,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - hostile input must never escape
         logger.debug("PDF parse failed", exc_info=True)
         return {"anomalies": [f"PDF parse failed: {type(exc).__name__}"], "children": [], "tags": ["pdf"]}
-    for extractor in EXTRACTORS:
-        try:
-            extractor(scan, report)
-        except AnalysisTimeout:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            logger.debug("PDF extractor %s failed", extractor.__name__, exc_info=True)
-            scan.anomalies.append(f"{extractor.__name__} failed: {type(exc).__name__}")
+    run_extractors(EXTRACTORS, scan, report, anomalies=scan.anomalies)
     report.setdefault("children", [])
     report["anomalies"] = list(dict.fromkeys(scan.anomalies))[:MAX_LIST]
     return report

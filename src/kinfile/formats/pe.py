@@ -18,7 +18,7 @@ from typing import Any
 
 from kinfile.formats import packers as packers_mod
 from kinfile.formats import pe_directories, pe_exif, pe_icon, pe_resources, pe_signature, rich
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
+from kinfile.formats.common import NO_DEADLINE, Child, Deadline, clean_text, run_extractors
 from kinfile.formats.dotnet import analyse_dotnet
 from kinfile.formats.pe_headers import NotPE, PeHeaders, parse_headers
 from kinfile.formats.pe_stats import blob_summary
@@ -285,15 +285,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     except Exception as exc:  # struct errors on hostile headers
         return {"anomalies": [f"unparseable PE headers: {exc}"], "children": []}
     ctx = PeContext(data=data, hdr=hdr, deadline=deadline)
-    for extractor in EXTRACTORS:
-        deadline.check()
-        try:
-            extractor(ctx)
-        except AnalysisTimeout:
-            raise
-        except Exception as exc:
-            logger.debug("%s failed", extractor.__name__, exc_info=True)
-            ctx.anomalies.append(f"{extractor.__name__} failed: {type(exc).__name__}: {exc}"[:200])
+    run_extractors(EXTRACTORS, ctx, anomalies=ctx.anomalies, deadline=deadline)
     return _result(ctx)
 
 

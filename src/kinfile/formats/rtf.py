@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text
+from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text, run_extractors
 from kinfile.formats.rtf_info import decode_text, summary_info
 from kinfile.formats.rtf_objects import Ole1Object, group_end, parse_ole1, parse_package, read_objdata
 from kinfile.formats.rtf_tables import CHARACTER_SETS, codepage_name, language_name
@@ -285,14 +285,7 @@ def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - hostile input must never escape
         logger.debug("RTF parse failed", exc_info=True)
         return {"anomalies": [f"RTF parse failed: {type(exc).__name__}"], "children": [], "tags": ["rtf"]}
-    for extractor in EXTRACTORS:
-        try:
-            extractor(scan, report)
-        except AnalysisTimeout:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            logger.debug("RTF extractor %s failed", extractor.__name__, exc_info=True)
-            scan.anomalies.append(f"{extractor.__name__} failed: {type(exc).__name__}")
+    run_extractors(EXTRACTORS, scan, report, anomalies=scan.anomalies)
     report.setdefault("children", [])
     report["anomalies"] = list(dict.fromkeys(scan.anomalies))[:MAX_LIST]
     return report
