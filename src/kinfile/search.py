@@ -54,6 +54,7 @@ DEFAULT_ORDER = "last_submission_date-"
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 300
 SMALL_IN = 500
+DENSE = 2000  # side-table matches from which a filter probes per row instead of listing them
 PROGRESS_STEPS = 10_000
 DEFAULTS = {
     "search_timeout": 10.0,
@@ -153,6 +154,23 @@ class _Env:
         for sha256, context in hits.items():
             self.contexts.setdefault(sha256, {}).update(context)
         return hits
+
+    def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause:
+        """``IN (SELECT sha256 ...)`` when the side matches are few (they drive the query), a
+        correlated ``EXISTS`` probe when they are many (the query walks the order index and
+        stops after a page). The density is probed through the ``(value, sha256)`` key."""
+        listed = self.files.c.sha256.in_(sa.select(table.c.sha256).where(clause))
+        if not indexed:
+            return listed
+        self.deadline.check()
+        probe = sa.select(sa.func.count()).select_from(
+            sa.select(sa.literal(1)).select_from(table).where(clause).limit(DENSE).subquery()
+        )
+        with self.services.store.engine.connect() as conn:
+            count = int(conn.execute(probe).scalar() or 0)
+        if count < DENSE:
+            return listed
+        return sa.exists().where(table.c.sha256 == self.files.c.sha256, clause)
 
     def sha256_in(self, sha256s: Iterable[str]) -> Clause:
         values = sorted(set(sha256s))

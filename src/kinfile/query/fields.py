@@ -58,6 +58,8 @@ class Env(Protocol):
 
     def sha256_in(self, sha256s: Iterable[str]) -> Clause: ...
 
+    def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause: ...
+
 
 def words(text: str) -> list[str]:
     """Same tokenisation as ``kinfile.storage.searchable.words``."""
@@ -192,9 +194,10 @@ class ContainsField(Field):
         return _nonnull(env.files.c[self.column], clause)
 
 
-def side_in(env: Env, side: str, clause: Clause) -> Clause:
-    table = env.side[side]
-    return env.files.c.sha256.in_(sa.select(table.c.sha256).where(clause))
+def side_in(env: Env, side: str, clause: Clause, indexed: bool = True) -> Clause:
+    """Files with a row of side table ``side`` matching ``clause``. ``indexed`` says the clause
+    can use the ``(value, sha256)`` key (equality or prefix), so its density can be probed."""
+    return env.side_filter(env.side[side], clause, indexed)
 
 
 @dataclass
@@ -245,7 +248,7 @@ class NameField(Field):
             raise bad_value(term, "a non-empty name")
         column = sa.func.lower(env.side["names"].c.value)
         pattern = like_pattern(value) if has_wildcard(term) else contains_pattern(value)
-        return side_in(env, "names", column.like(pattern, escape="\\"))
+        return side_in(env, "names", column.like(pattern, escape="\\"), indexed=False)
 
 
 # VirusTotal type literals that are not themselves one of kinfile's type tags
@@ -326,7 +329,10 @@ class BareField(Field):
         if not value:
             raise bad_value(term, "a word")
         names = sa.func.lower(env.side["names"].c.value).like(contains_pattern(value), escape="\\")
-        parts = [side_in(env, "names", names), side_in(env, "tags", env.side["tags"].c.value == value)]
+        parts = [
+            side_in(env, "names", names, indexed=False),
+            side_in(env, "tags", env.side["tags"].c.value == value),
+        ]
         for side in ("metadata", "signature"):
             parts.append(side_in(env, side, env.side[side].c.value == value[:512]))
         return sa.or_(*parts)

@@ -168,9 +168,9 @@ class SsdeepIndex:
         if len(query) and len(self.keys):
             lo = np.searchsorted(self.keys, query, side="left")
             hi = np.searchsorted(self.keys, query, side="right")
-            for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-                if b > a:
-                    found.update(self.rows[a:b].tolist())
+            spans = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
+            if spans:
+                found.update(np.unique(np.concatenate(spans)).tolist())
         for key in query.tolist():
             found.update(self.delta.get(key, ()))
         return found
