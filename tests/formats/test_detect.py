@@ -228,3 +228,20 @@ def test_corpus_kinds_map_to_formats() -> None:
             mismatches.append((record["name"], record["kind"], result["type_tag"], result["format"]))
     assert len(records) == 1083
     assert mismatches == []
+
+
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        ("testxslt.js_", "javascript"),
+        ("win-download-qpdf.ps1_", "powershell"),
+        ("compile_linux.sh_", "shell"),
+        ("compile_windows.bat_", "batch"),
+        ("test.pys_", "python"),
+        ("calc.htm_", "html"),
+    ],
+)
+def test_scripts_carry_their_language_as_a_tag(name: str, tag: str) -> None:
+    result = detect.identify((DATA / name).read_bytes())
+    assert result["type_tag"] == tag
+    assert tag in result["tags"]
