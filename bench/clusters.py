@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             f"({db.split(':')[0]})"
         )
 
+        if store.dialect == "postgresql":  # what autovacuum does after a bulk load: visibility map, stats
+            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE files")
         start = int(clusters.parse_date(DAY).timestamp())
         state = clusters.sql.day_state(store, start, start + clusters.DAY)
         runs = []

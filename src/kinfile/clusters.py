@@ -29,11 +29,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kinfile import cluster_search
 from kinfile.errors import InvalidArgumentError
 from kinfile.storage import clusters as sql
 from kinfile.storage.store import Store
 
 logger = logging.getLogger(__name__)
+cluster_search.register()  # cluster: and similar-to: in the search field table
 
 TOP = 200
 DAY = 86400
