@@ -10,6 +10,7 @@ import pytest
 
 from kinfile.analysis.pipeline import analyse_bytes
 from kinfile.models import FileRecord, IngestItem, Relation, Submission
+from kinfile.storage import migrations
 from kinfile.storage.store import Store, meaningful_name
 from tests.conftest import FOUNDATION
 
@@ -23,7 +24,7 @@ def _record(data: bytes, **attrs: object) -> FileRecord:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
-    assert s.migrate() == ["0001_initial"]
+    assert s.migrate() == [name for name, _step in migrations.MIGRATIONS]
     yield s
     s.close()
 
