@@ -18,11 +18,9 @@ Writes go in batches of :data:`BATCH` reports per transaction.
 
 from __future__ import annotations
 
-import datetime as _dt
 import itertools
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -30,8 +28,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.engines.base import stats_of
-from kinfile.engines.merge import IMPORTED, SOURCES, VERDICT_KEYS, compose, sources_of
+from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
+from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
 from kinfile.models import SCHEMA_VERSION, FileRecord, IngestItem
 from kinfile.storage.store import FileRow_, Store, StoredReport, file_row
 
@@ -39,57 +37,8 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000
 MAX_ERRORS = 1000
-FORMAT_V3, FORMAT_V2, FORMAT_AVCLASS = "virustotal-v3", "virustotal-v2", "avclass"
-HEX = re.compile(r"^[0-9a-f]+$")
-RESERVED = frozenset({"type", "id", "error", "relationships", "context_attributes", "links"})
 IDENTITY = ("md5", "sha1", "sha256", "size")
 KINFILE_KEPT = frozenset({"last_modification_date"})  # of a stored file: kinfile's own clock
-V2_DATES = {
-    "scan_date": "last_analysis_date",
-    "first_seen": "first_submission_date",
-    "last_seen": "last_submission_date",
-}
-V2_SAME = (
-    "md5",
-    "sha1",
-    "sha256",
-    "size",
-    "ssdeep",
-    "tlsh",
-    "vhash",
-    "authentihash",
-    "tags",
-    "times_submitted",
-    "unique_sources",
-)
-V2_RENAMED = {"submission_names": "names", "type": "type_description", "community_reputation": "reputation"}
-V2_DERIVED = frozenset(
-    {"scans", "positives", "total", "harmless_votes", "malicious_votes", "additional_info"}
-)
-V2_PE = {
-    "pe-imphash": "imphash",
-    "pe-timestamp": "timestamp",
-    "pe-entry-point": "entry_point",
-    "pe-machine-type": "machine_type",
-    "exports": "exports",
-    "pe-resource-langs": "resource_langs",
-    "pe-resource-types": "resource_types",
-}
-
-
-class RecordError(ValueError):
-    """A line that is not an importable report (message shown with its line number)."""
-
-
-@dataclass
-class ImportedReport:
-    sha256: str
-    md5: str
-    sha1: str
-    size: int | None
-    attributes: dict[str, Any]
-    verdict: dict[str, Any]
-    fmt: str
 
 
 @dataclass
@@ -117,232 +66,6 @@ class ImportSummary:
             "seconds": round(self.seconds, 3),
             "errors": [{"input": w, "line": n, "message": m} for w, n, m in self.errors],
         }
-
-
-# -- parsing ---------------------------------------------------------------------------------
-def epoch(value: Any) -> int | None:
-    """An epoch int from an int/float, digits, or a ``YYYY-MM-DD[ HH:MM:SS]`` UTC text."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    try:  # "2015-09-28 01:01:14", ISO 8601 (fast path)
-        parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)).timestamp())
-    except ValueError:
-        pass
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
-        try:
-            return int(_dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.UTC).timestamp())
-        except ValueError:
-            continue
-    return None
-
-
-def _hash(value: Any, length: int, what: str, required: bool = False) -> str:
-    text = str(value or "").strip().lower()
-    if not text and not required:
-        return ""
-    if len(text) != length or not HEX.match(text):
-        raise RecordError(f"invalid {what} {str(value)[:80]!r}")
-    return text
-
-
-def _dates(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Top-level ``*_date`` attributes as ints (unusable values dropped)."""
-    for key in [k for k in attrs if k.endswith("_date")]:
-        value = epoch(attrs[key])
-        if value is None:
-            del attrs[key]
-        else:
-            attrs[key] = value
-    return attrs
-
-
-def parse_v3(obj: dict[str, Any]) -> ImportedReport:
-    if obj.get("type") not in (None, "file"):
-        raise RecordError(f"not a file object (type {obj.get('type')!r})")
-    attrs = obj.get("attributes")
-    if not isinstance(attrs, dict):
-        raise RecordError("file object without attributes")
-    sha256 = _hash(obj.get("id") or attrs.get("sha256"), 64, "sha256", required=True)
-    results = attrs.get("last_analysis_results") or {}
-    if not isinstance(results, dict):
-        raise RecordError("last_analysis_results is not an object")
-    verdict = {
-        "results": results,
-        "stats": attrs.get("last_analysis_stats"),
-        "date": epoch(attrs.get("last_analysis_date")),
-        "crowdsourced_yara_results": attrs.get("crowdsourced_yara_results"),
-        "popular_threat_classification": attrs.get("popular_threat_classification"),
-    }
-    kept = {k: v for k, v in attrs.items() if k not in VERDICT_KEYS and k not in RESERVED}
-    return ImportedReport(
-        sha256=sha256,
-        md5=_hash(attrs.get("md5"), 32, "md5"),
-        sha1=_hash(attrs.get("sha1"), 40, "sha1"),
-        size=attrs.get("size") if isinstance(attrs.get("size"), int) else None,
-        attributes=_dates(kept),
-        verdict={k: v for k, v in verdict.items() if v not in (None, {}, [])},
-        fmt=FORMAT_V3,
-    )
-
-
-def _v2_result(engine: str, scan: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "category": "malicious" if scan.get("detected") else "undetected",
-        "engine_name": engine,
-        "engine_version": scan.get("version"),
-        "engine_update": scan.get("update"),
-        "method": "blacklist",
-        "result": scan.get("result"),
-    }
-
-
-def _v2_trid(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        found = re.match(r"^(.*) \((\d+(?:\.\d+)?)%\)$", line.strip())
-        if found:
-            out.append({"file_type": found.group(1), "probability": float(found.group(2))})
-    return out
-
-
-def _v2_additional(info: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
-    """Map ``additional_info`` into v3 attributes; returns what has no v3 equivalent."""
-    left = dict(info)
-    for key in ("magic", "exiftool"):
-        if key in left:
-            attrs[key] = left.pop(key)
-    if isinstance(left.get("trid"), str):
-        attrs["trid"] = _v2_trid(left.pop("trid"))
-    pe: dict[str, Any] = {}
-    for old, new in V2_PE.items():
-        if old in left:
-            pe[new] = left.pop(old)
-    if isinstance(left.get("imports"), dict):
-        imports = left.pop("imports")
-        pe["import_list"] = [
-            {"library_name": lib.replace("_!_", "."), "imported_functions": funcs}
-            for lib, funcs in imports.items()
-        ]
-    if isinstance(left.get("sections"), list):
-        pe["sections"] = [
-            {
-                "name": s[0],
-                "virtual_address": s[1],
-                "virtual_size": s[2],
-                "raw_size": s[3],
-                "entropy": float(s[4]),
-                "md5": s[5],
-            }
-            for s in left.pop("sections")
-            if isinstance(s, list) and len(s) >= 6
-        ]
-    if pe:
-        attrs["pe_info"] = pe
-    return left
-
-
-def parse_v2(obj: dict[str, Any]) -> ImportedReport:
-    if obj.get("response_code") == 0:
-        raise RecordError("VT v2 report with response_code 0 (file not known to VirusTotal)")
-    sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
-    scans = obj.get("scans") or {}
-    if not isinstance(scans, dict):
-        raise RecordError("scans is not an object")
-    results = {engine: _v2_result(engine, scan) for engine, scan in scans.items() if isinstance(scan, dict)}
-    attrs: dict[str, Any] = {k: obj[k] for k in V2_SAME if k in obj}
-    attrs.update({new: obj[old] for old, new in V2_RENAMED.items() if old in obj})
-    for old, new in V2_DATES.items():
-        if old in obj and old != "scan_date":
-            attrs[new] = epoch(obj[old])
-    if "harmless_votes" in obj or "malicious_votes" in obj:
-        attrs["total_votes"] = {
-            "harmless": int(obj.get("harmless_votes") or 0),
-            "malicious": int(obj.get("malicious_votes") or 0),
-        }
-    extra = {k: v for k, v in obj.items() if k not in V2_SAME and k not in V2_RENAMED and k not in V2_DATES}
-    extra = {k: v for k, v in extra.items() if k not in V2_DERIVED}
-    if isinstance(obj.get("additional_info"), dict):
-        left = _v2_additional(obj["additional_info"], attrs)
-        if left:
-            extra["additional_info"] = left
-    if extra:
-        attrs["vt_v2"] = extra
-    verdict = {"results": results, "stats": stats_of(results), "date": epoch(obj.get("scan_date"))}
-    return ImportedReport(
-        sha256=sha256,
-        md5=_hash(obj.get("md5"), 32, "md5"),
-        sha1=_hash(obj.get("sha1"), 40, "sha1"),
-        size=obj.get("size") if isinstance(obj.get("size"), int) else None,
-        attributes=_dates(attrs),
-        verdict={k: v for k, v in verdict.items() if v not in (None, {})},
-        fmt=FORMAT_V2,
-    )
-
-
-def parse_avclass(obj: dict[str, Any]) -> ImportedReport:
-    sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
-    labels = obj.get("av_labels")
-    if not isinstance(labels, list):
-        raise RecordError("av_labels is not a list")
-    update = ""
-    scan_date = epoch(obj.get("scan_date"))
-    if scan_date is not None:
-        update = _dt.datetime.fromtimestamp(scan_date, _dt.UTC).strftime("%Y%m%d")
-    results: dict[str, Any] = {}
-    for pair in labels:
-        try:
-            engine, label = pair
-        except (TypeError, ValueError):
-            engine = label = None
-        if not isinstance(engine, str) or not isinstance(label, str):
-            raise RecordError(f"av_labels entry {str(pair)[:80]!r} is not [engine, label]")
-        results[engine] = {
-            "category": "malicious",
-            "engine_name": engine,
-            "engine_version": None,
-            "engine_update": update or None,
-            "method": "blacklist",
-            "result": label,
-        }
-    attrs: dict[str, Any] = {}
-    if obj.get("first_seen") is not None:
-        attrs["first_submission_date"] = epoch(obj["first_seen"])
-    verdict = {"results": results, "stats": stats_of(results), "date": scan_date}
-    return ImportedReport(
-        sha256=sha256,
-        md5=_hash(obj.get("md5"), 32, "md5"),
-        sha1=_hash(obj.get("sha1"), 40, "sha1"),
-        size=None,
-        attributes=_dates(attrs),
-        verdict={k: v for k, v in verdict.items() if v not in (None, {})},
-        fmt=FORMAT_AVCLASS,
-    )
-
-
-def parse_record(value: Any) -> list[ImportedReport]:
-    """The reports in one JSON value (a ``{"data": [...]}`` document holds several)."""
-    if isinstance(value, dict) and "data" in value and "attributes" not in value:
-        value = value["data"]
-    if isinstance(value, list):
-        out: list[ImportedReport] = []
-        for item in value:
-            out.extend(parse_record(item))
-        return out
-    if not isinstance(value, dict):
-        raise RecordError(f"expected a JSON object, got {type(value).__name__}")
-    if "attributes" in value:
-        return [parse_v3(value)]
-    if "scans" in value or "response_code" in value or "positives" in value:
-        return [parse_v2(value)]
-    if "av_labels" in value:
-        return [parse_avclass(value)]
-    raise RecordError("unrecognised record: not a VT v3 file object, VT v2 report or AVClass line")
 
 
 def iter_values(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any | RecordError]]:
@@ -540,7 +263,9 @@ class Importer:
         document = bool(head) and not _is_json(head[-1]) and head[-1].lstrip()[:1] in ("{", "[", b"{", b"[")
         stream = itertools.chain(head, iterator)
         if document:
-            parsed = prepare_values(list(iter_values(stream)), self.source)
+            parsed: Iterable[tuple[int, list[Prepared] | str]] = prepare_values(
+                list(iter_values(stream)), self.source
+            )
         else:
             parsed = self._prepared(_chunks(stream, BATCH))
         batch: dict[str, Prepared] = {}
@@ -572,7 +297,7 @@ class Importer:
             return
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
-            for chunk in itertools.chain([first, second], chunks):
+            for chunk in itertools.chain([first or [], second], chunks):
                 inflight.append(pool.submit(_prepare_chunk, (chunk, self.source)))
                 if len(inflight) >= self.jobs * 2:
                     yield from inflight.popleft().result()

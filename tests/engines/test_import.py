@@ -164,3 +164,32 @@ def test_import_enriches_an_analysed_file_without_overwriting(tmp_path: Any) -> 
     assert rescanned["last_analysis_results"]["Kaspersky"] == results["Kaspersky"]
     assert rescanned["last_analysis_date"] >= after["last_analysis_date"]
     assert rescanned["times_submitted"] == 1 and rescanned["names"] == ["tb.exe"]
+
+
+def test_parallel_import_matches_serial(tmp_path: Any) -> None:
+    import hashlib
+
+    base = [json.loads(line) for line in (VT_DIR / "av_labels_500.jsonl").read_text().splitlines()]
+    lines = []
+    for copy in range(3):  # 1,500 lines: more than one batch, so worker processes are used
+        for i, rec in enumerate(base):
+            seed = f"{copy}:{i}".encode()
+            hashes = {
+                "md5": hashlib.md5(seed).hexdigest(),
+                "sha1": hashlib.sha1(seed).hexdigest(),
+                "sha256": hashlib.sha256(seed).hexdigest(),
+            }
+            lines.append(json.dumps({**rec, **hashes}))
+    lines.insert(700, "{oops")
+    results = []
+    for jobs in (1, 2):
+        settings = load_settings({"home": str(tmp_path / f"h{jobs}")}, env={})
+        services = Services(settings)
+        summary = Importer(services.store, "av", jobs=jobs).import_lines(lines)
+        assert (summary.reports, summary.created, summary.failed) == (1500, 1500, 1)
+        assert summary.errors[0][1] == 701
+        sha = json.loads(lines[1234])["sha256"]
+        attrs = services.file_attributes(services.get_file(sha))
+        attrs.pop("last_modification_date")  # the import's own clock
+        results.append(attrs)
+    assert results[0] == results[1]

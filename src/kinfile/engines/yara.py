@@ -122,8 +122,8 @@ def compile_rules(rulesets: list[Ruleset], cache_dir: Path | None) -> tuple[Any,
         try:
             with open(cached, "rb") as fh:
                 rules = yara_x.Rules.deserialize_from(fh)
-            errors = errors_file.read_text().splitlines() if errors_file and errors_file.is_file() else []
-            return rules, errors
+            known = errors_file.read_text().splitlines() if errors_file and errors_file.is_file() else []
+            return rules, known
         except Exception as exc:  # a damaged cache file is rebuilt
             logger.warning("ignoring unreadable YARA cache %s: %s", cached, exc)
     compiler = yara_x.Compiler()
