@@ -130,6 +130,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(verdicts.router, prefix="/api/v3")
     app.include_router(vt_search.router, prefix="/api/v3")
     app.include_router(files.public_router)
+    from kinfile.api.vt import clusters as vt_clusters  # issue 7: v3 stats and v2 file/clusters
+
+    app.include_router(vt_clusters.router, prefix="/api/v3")
+    app.include_router(vt_clusters.v2_router)
     app.add_middleware(UploadSizeGuard, limit=settings.max_upload_size)
     return app
 

@@ -81,5 +81,9 @@ def _register() -> None:
     main.add_command(verdicts.import_vt)
     main.add_command(verdicts.engines)
 
+    from kinfile.cli import clusters  # issue 7
+
+    main.add_command(clusters.clusters_command)
+
 
 _register()
