@@ -365,7 +365,7 @@ def similar_files(services: Services, sha256: str, offset: int = 0, limit: int =
         for other, distance in indexes.tlsh(columns["tlsh"], SIMILAR_TLSH_DISTANCE, deadline).items():
             offer(other, similarity_score(distance), "tlsh", tlsh_distance=distance)
     f = schema.files
-    for column, score in SIMILAR_EXACT:
+    for column, exact_score in SIMILAR_EXACT:
         value = columns.get(column)
         if not value:
             continue
@@ -373,7 +373,7 @@ def similar_files(services: Services, sha256: str, offset: int = 0, limit: int =
             sa.select(f.c.sha256).where(f.c[column] == value).order_by(f.c.sha256).limit(SIMILAR_EXACT_LIMIT)
         )
         for (other,) in _execute(services, statement, deadline):
-            offer(other, score, column)
+            offer(other, exact_score, column)
     ranked = sorted(found.items(), key=lambda kv: (-kv[1]["similarity_score"], kv[0]))
     out = []
     for other, context in ranked[offset : offset + limit]:

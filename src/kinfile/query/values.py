@@ -67,10 +67,9 @@ def parse_date(term: Term, now: int) -> Bound:
     text = term.value.strip()
     rel = RELATIVE_RE.fullmatch(text)
     if rel:
-        when = now - int(rel.group(1)) * RELATIVE_UNITS[rel.group(2).lower()]
-        sign = rel.group(3)
+        since = now - int(rel.group(1)) * RELATIVE_UNITS[rel.group(2).lower()]
         # "7d+" = since 7 days ago; "7d-" = before then; "7d" = since 7 days ago as well
-        return _bound(when, sign or "+")
+        return _bound(since, rel.group(3) or "+")
     m = DATE_RE.fullmatch(text)
     if not m:
         raise bad_value(term, "a date YYYY-MM-DD[THH:MM:SS] or a relative age like 7d, with + or -")

@@ -122,7 +122,7 @@ class SsdeepIndex:
             rows = np.arange(start, start + len(chunk), dtype=np.uint32)
             bs = np.fromiter((_bs_index(p[0]) for p in chunk), dtype=np.int64, count=len(chunk))
             for offset, part in ((0, 1), (1, 2)):
-                keys, key_rows = _bulk_keys(bs + offset, [p[part] for p in chunk], rows)
+                keys, key_rows = _bulk_keys(bs + offset, [str(p[part]) for p in chunk], rows)
                 all_keys.append(keys)
                 all_rows.append(key_rows)
         keys = np.concatenate(all_keys)
