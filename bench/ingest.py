@@ -1,6 +1,6 @@
 """Ingest throughput: `kinfile ingest` end to end with 1 and N workers, against hashing alone.
 
-    python bench/ingest.py [FOLDER] [--jobs 1,2] [--analysers none,all]
+    python bench/ingest.py [FOLDER] [--jobs 1,2] [--profiles foundation,full]
 
 FOLDER defaults to ../shared/corpus/files. Each run ingests into a fresh temporary home
 (SQLite + file blobs). The baseline, timed in the same run over the same files, is hashing
@@ -23,6 +23,11 @@ from kinfile.hashing.fuzzy import ssdeep_hash, tlsh_hash
 from kinfile.ingest import iter_paths, run_ingest
 from kinfile.settings import load_settings
 
+PROFILES = {
+    "foundation": {"analysers": "none", "exiftool": "off", "engines": "none"},
+    "full": {"analysers": "all", "exiftool": "off", "engines": "auto"},
+    "full+exiftool": {"analysers": "all", "exiftool": "auto", "engines": "auto"},
+}
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "files"
 
 
@@ -57,9 +62,10 @@ def main() -> None:
     ap.add_argument("folder", nargs="?", default=str(DEFAULT))
     ap.add_argument("--jobs", default="1,2")
     ap.add_argument(
-        "--analysers",
-        default="none,all",
-        help="analyser sets to run: none = identification + hashes + storage (foundation)",
+        "--profiles",
+        default="foundation,full",
+        help="foundation = identification + hashes + storage (no format analysers, ExifTool or "
+        "engines); full = every format analyser, ExifTool (if installed) and the default engines",
     )
     args = ap.parse_args()
     paths = list(iter_paths([args.folder]))
@@ -77,18 +83,18 @@ def main() -> None:
         baseline[j] = fps
         print(f"baseline hashing (sha256+ssdeep+tlsh) jobs={j}: {fps:7.0f} files/s {mbs:6.1f} MB/s")
     print(
-        "| analysers | jobs | files/s | MB/s | p50 ms | p99 ms | ratio to hashing (same jobs) "
+        "| profile | jobs | files/s | MB/s | p50 ms | p99 ms | ratio to hashing (same jobs) "
         "| new/dup/failed |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for analysers in args.analysers.split(","):
+    for profile in args.profiles.split(","):
         for j in jobs_list:
             with tempfile.TemporaryDirectory() as home:
-                settings = load_settings({"home": home, "analysers": analysers}, env={})
+                settings = load_settings({"home": home, **PROFILES[profile]}, env={})
                 s = run_ingest(settings, paths, jobs=j)
             fps = s.total / s.seconds
             print(
-                f"| {analysers} | {j} | {fps:.0f} | {s.bytes / 1e6 / s.seconds:.1f} | "
+                f"| {profile} | {j} | {fps:.0f} | {s.bytes / 1e6 / s.seconds:.1f} | "
                 f"{1000 * statistics.median(s.latencies):.1f} | {1000 * pct(s.latencies, 0.99):.1f} | "
                 f"{fps / baseline[j]:.2f} | {s.new}/{s.duplicate}/{s.failed} |",
                 flush=True,
