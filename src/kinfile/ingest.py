@@ -80,6 +80,7 @@ def limits_from(settings: Settings) -> Limits:
         max_child_bytes=settings.max_child_bytes,
         formats=parse_analysers(settings.analysers),
         exiftool=settings.exiftool,
+        magika=settings.magika,
     )
 
 

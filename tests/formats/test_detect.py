@@ -245,3 +245,13 @@ def test_scripts_carry_their_language_as_a_tag(name: str, tag: str) -> None:
     result = detect.identify((DATA / name).read_bytes())
     assert result["type_tag"] == tag
     assert tag in result["tags"]
+
+
+def test_magika_auto_runs_the_model_only_where_structure_cannot_decide() -> None:
+    pe = (DATA / "cli-32.exe_").read_bytes()
+    script = (DATA / "testxslt.js_").read_bytes()
+    assert "magika" not in detect.identify(pe, magika="auto")
+    assert detect.identify(pe, magika="all")["magika"] == "PEBIN"
+    assert detect.identify(script, magika="auto")["magika"] == "JAVASCRIPT"
+    assert "magika" not in detect.identify(script, magika="off")
+    assert detect.identify(pe, magika="auto")["type_tag"] == detect.identify(pe)["type_tag"]

@@ -35,6 +35,7 @@ class Limits:
     max_child_bytes: int = 256 * 1024 * 1024
     formats: frozenset[str] | None = None  # analysers to run; None = all
     exiftool: str = "off"  # "auto", "off" or a path (see analysis/exiftool.py)
+    magika: str = "all"  # "all", "auto" (only files structure cannot name) or "off"
 
 
 @dataclass
@@ -46,10 +47,10 @@ class Analysed:
     children: list[tuple[Child, Analysed]] = field(default_factory=list)
 
 
-def identify(data: bytes, name: str | None) -> dict[str, Any]:
+def identify(data: bytes, name: str | None, magika: str = "all") -> dict[str, Any]:
     from kinfile.formats import detect  # imported lazily: loads libmagic and the magika model
 
-    return detect.identify(data, name)
+    return detect.identify(data, name, magika=magika)
 
 
 def analyse_bytes(
@@ -91,7 +92,7 @@ def _analyse(
         if value:
             attrs[key] = value
     try:
-        ident = identify(data, name)
+        ident = identify(data, name, limits.magika)
     except Exception as exc:  # identification must never lose a file
         logger.exception("identification failed for %s", digests.sha256)
         ident = {"type_tag": "unknown", "type_description": "unknown", "tags": []}
