@@ -24,9 +24,11 @@ from kinfile.ingest import iter_paths, run_ingest
 from kinfile.settings import load_settings
 
 PROFILES = {
-    "foundation": {"analysers": "none", "exiftool": "off", "engines": "none"},
-    "full": {"analysers": "all", "exiftool": "off", "engines": "auto"},
-    "full+exiftool": {"analysers": "all", "exiftool": "auto", "engines": "auto"},
+    "foundation": {"analysers": "none", "exiftool": "off", "engines": "none", "magika": "all"},
+    "foundation-magika-auto": {"analysers": "none", "exiftool": "off", "engines": "none", "magika": "auto"},
+    "full": {"analysers": "all", "exiftool": "off", "engines": "auto", "magika": "all"},
+    "full-magika-auto": {"analysers": "all", "exiftool": "off", "engines": "auto", "magika": "auto"},
+    "full+exiftool": {"analysers": "all", "exiftool": "auto", "engines": "auto", "magika": "all"},
 }
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "files"
 
