@@ -11,6 +11,8 @@ latency p50/p99 (worker side) and the ratio to the baseline with as many process
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -52,6 +54,13 @@ def hashing_baseline(paths: list[str], jobs: int) -> tuple[float, float]:
     return len(paths) / secs, total / 1e6 / secs
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -86,19 +95,23 @@ def main() -> None:
         print(f"baseline hashing (sha256+ssdeep+tlsh) jobs={j}: {fps:7.0f} files/s {mbs:6.1f} MB/s")
     print(
         "| profile | jobs | files/s | MB/s | p50 ms | p99 ms | ratio to hashing (same jobs) "
-        "| new/dup/failed |"
+        "| CPU ms/file | files/s the cores allow | new/dup/failed |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for profile in args.profiles.split(","):
         for j in jobs_list:
             with tempfile.TemporaryDirectory() as home:
                 settings = load_settings({"home": home, **PROFILES[profile]}, env={})
+                cpu0 = cpu_seconds()
                 s = run_ingest(settings, paths, jobs=j)
+                cpu = cpu_seconds() - cpu0
             fps = s.total / s.seconds
             print(
                 f"| {profile} | {j} | {fps:.0f} | {s.bytes / 1e6 / s.seconds:.1f} | "
                 f"{1000 * statistics.median(s.latencies):.1f} | {1000 * pct(s.latencies, 0.99):.1f} | "
-                f"{fps / baseline[j]:.2f} | {s.new}/{s.duplicate}/{s.failed} |",
+                f"{fps / baseline[j]:.2f} | {1000 * cpu / s.total:.2f} | "
+                f"{(os.cpu_count() or 1) * s.total / cpu:.0f} | "
+                f"{s.new}/{s.duplicate}/{s.failed} |",
                 flush=True,
             )
 
