@@ -124,6 +124,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         logger.exception("unhandled error")
         return error_response(KinfileError(f"internal error: {type(exc).__name__}"))
 
+    from kinfile.api.vt import clues as vt_clues  # issue 8 (before files: /files/{id}/clues)
+
+    app.include_router(vt_clues.router, prefix="/api/v3")
     app.include_router(files.router, prefix="/api/v3")
     app.include_router(analyses.router, prefix="/api/v3")
     app.include_router(metadata.router, prefix="/api/v3")

@@ -85,5 +85,9 @@ def _register() -> None:
 
     main.add_command(clusters.clusters_command)
 
+    from kinfile.cli import clues  # issue 8
+
+    main.add_command(clues.clues_command)
+
 
 _register()

@@ -104,10 +104,38 @@ def _backfill_clusters(conn: Connection) -> None:
         last = rows[-1][0]
 
 
+def _clues(conn: Connection) -> None:
+    """Issue 8: clue feature side tables and the clue rules table; backfill the features."""
+    tables = [*schema.CLUE_SIDE_TABLES.values(), schema.clue_rules]
+    missing = [t for t in tables if not inspect(conn).has_table(t.name)]
+    schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+    if schema.file_clue_codes in missing:
+        _backfill_clues(conn)
+
+
+def _backfill_clues(conn: Connection) -> None:
+    f = schema.files
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(f.c.sha256, f.c.report).where(f.c.sha256 > last).order_by(f.c.sha256).limit(500)
+        ).all()
+        if not rows:
+            return
+        for sha256, report in rows:
+            values = searchable.side_values(json.loads(report))
+            for name, table in schema.CLUE_SIDE_TABLES.items():
+                found = values.get(name)
+                if found:
+                    conn.execute(table.insert(), [{"value": v, "sha256": sha256} for v in sorted(found)])
+        last = rows[-1][0]
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
     ("0004_clusters", _clusters),
+    ("0005_clues", _clues),
 ]
 
 

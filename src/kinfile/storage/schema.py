@@ -18,8 +18,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -225,3 +227,32 @@ vhash_cluster_days = Table(
     Column("computed", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),
 )
+
+# -- clue rules (issue 8, migration 0005_clues) ---------------------------------------------------
+# Each file's clue features: as text "<TYPE>:<value>" (search, live matching, clue files) and as
+# one packed row of 64-bit codes (monthly mining reads a month of files in one pass).
+file_clue_features = side_table("file_clue_features")
+file_clue_codes = Table(
+    "file_clue_codes",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),  # sorted little-endian int64 codes
+)
+CLUE_SIDE_TABLES = {"clue_features": file_clue_features, "clue_codes": file_clue_codes}
+SIDE_TABLES.update(CLUE_SIDE_TABLES)
+
+# The mined rules, keyed by clue id (sha256 of the canonical feature list). Not a file table.
+clue_rules = Table(
+    "clue_rules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("label", String(16), nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM of the mining month
+    Column("features", Text, nullable=False),  # JSON ["<TYPE>:<value>", ...], sorted
+    Column("anchor", String(512), nullable=False),  # the feature with the fewest files
+    Column("support", BigInteger, nullable=False),
+    Column("in_label", BigInteger, nullable=False),
+    Column("positive_rate", Float, nullable=False),
+    Column("mined_at", BigInteger, nullable=False),
+)
+Index("ix_clue_rules_month", clue_rules.c.month)

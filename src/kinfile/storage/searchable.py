@@ -322,3 +322,13 @@ def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:
 
 def side_values(attrs: dict[str, Any]) -> dict[str, set[str]]:
     return {name: extract(attrs) for name, extract in SIDE_VALUES.items()}
+
+
+# -- clue rules (issue 8): each file's clue features, as text and as packed mining codes ---------
+def _clue_side_values() -> dict[str, SideExtractor]:
+    from kinfile.clues import features
+
+    return {"clue_features": features.feature_texts, "clue_codes": features.feature_codes}  # type: ignore[dict-item]
+
+
+SIDE_VALUES.update(_clue_side_values())
