@@ -30,7 +30,7 @@ from typing import Any
 
 from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
 from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
-from kinfile.models import SCHEMA_VERSION, FileRecord, IngestItem
+from kinfile.models import SCHEMA_VERSION, FileRecord
 from kinfile.storage.store import FileRow_, Store, StoredReport, file_row
 
 logger = logging.getLogger(__name__)
@@ -313,17 +313,11 @@ class Importer:
         if len(inserted) < len(fresh):  # stored meanwhile by another writer: enrich those instead
             existing.update(self.store.get_reports([p.sha256 for p in fresh if p.sha256 not in inserted]))
         items = [
-            IngestItem(
-                sha256=sha,
-                submission=None,
-                record=merge_report(existing[sha], p.report(), self.source),
-                replace_report=True,
-            )
+            merge_report(existing[sha], p.report(), self.source)
             for sha, p in batch.items()
             if sha in existing
         ]
-        if items:
-            self.store.save(items)
+        self.store.replace_reports(items)  # one statement per table for the whole batch
         summary.reports += len(batch)
         summary.created += len(inserted)
         summary.enriched += len(items)

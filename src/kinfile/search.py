@@ -162,15 +162,18 @@ class _Env:
         listed = self.files.c.sha256.in_(sa.select(table.c.sha256).where(clause))
         if not indexed:
             return listed
-        self.deadline.check()
-        probe = sa.select(sa.func.count()).select_from(
-            sa.select(sa.literal(1)).select_from(table).where(clause).limit(DENSE).subquery()
-        )
-        with self.services.store.engine.connect() as conn:
-            count = int(conn.execute(probe).scalar() or 0)
-        if count < DENSE:
+        if self.count(table, clause, DENSE) < DENSE:
             return listed
         return sa.exists().where(table.c.sha256 == self.files.c.sha256, clause)
+
+    def count(self, table: sa.Table, clause: Clause, cap: int) -> int:
+        """Rows of ``table`` matching ``clause``, counted up to ``cap``."""
+        self.deadline.check()
+        probe = sa.select(sa.func.count()).select_from(
+            sa.select(sa.literal(1)).select_from(table).where(clause).limit(cap).subquery()
+        )
+        with self.services.store.engine.connect() as conn:
+            return int(conn.execute(probe).scalar() or 0)
 
     def sha256_in(self, sha256s: Iterable[str]) -> Clause:
         values = sorted(set(sha256s))

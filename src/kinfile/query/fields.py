@@ -60,6 +60,8 @@ class Env(Protocol):
 
     def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause: ...
 
+    def count(self, table: sa.Table, clause: Clause, cap: int) -> int: ...
+
 
 def words(text: str) -> list[str]:
     """Same tokenisation as ``kinfile.storage.searchable.words``."""
@@ -236,6 +238,52 @@ class WordsField(Field):
         return sa.or_(whole, sa.and_(*(side_in(env, self.side, column == w) for w in parts)))
 
 
+TRIGRAM = 3
+TRIGRAM_PROBES = 4  # trigrams of a pattern whose frequency is probed
+TRIGRAM_LIST = 20_000  # candidates from which a name pattern probes per row instead of listing
+
+
+def query_trigrams(value: str, wildcard: bool) -> list[str]:
+    """The trigrams every name matching the pattern holds (ASCII ones, whose lower-casing all
+    backends agree on), likely rarest first: digits and punctuation before letters."""
+    segments = value.split("*") if wildcard else [value]
+    grams = {
+        s[i : i + TRIGRAM]
+        for s in segments
+        for i in range(len(s) - TRIGRAM + 1)
+        if s[i : i + TRIGRAM].isascii()
+    }
+    return sorted(grams, key=lambda g: (-sum(not c.isalpha() for c in g), value.find(g), g))
+
+
+def names_contain(env: Env, value: str, wildcard: bool) -> Clause:
+    """Files with a submitted name matching ``value`` (contains, or the ``*`` pattern), exactly
+    as ``lower(name) LIKE pattern``. Candidates come from ``file_name_trigrams`` (the rarest of
+    the pattern's trigrams, intersected with the next one); patterns without a 3-character
+    literal scan the names."""
+    names = env.side["names"]
+    pattern = like_pattern(value) if wildcard else contains_pattern(value)
+    exact = sa.func.lower(names.c.value).like(pattern, escape="\\")
+    grams = query_trigrams(value, wildcard)
+    if not grams:
+        return side_in(env, "names", exact, indexed=False)
+    tri = env.side["name_trigrams"]
+    ranked = sorted((env.count(tri, tri.c.value == g, TRIGRAM_LIST), g) for g in grams[:TRIGRAM_PROBES])
+    rarest = ranked[0][1]
+    if ranked[0][0] >= TRIGRAM_LIST:  # frequent: probe each file (the query walks an order index)
+        return sa.and_(
+            sa.exists().where(tri.c.value == rarest, tri.c.sha256 == env.files.c.sha256),
+            sa.exists().where(names.c.sha256 == env.files.c.sha256, exact),
+        )
+    candidates = sa.select(tri.c.sha256).where(tri.c.value == rarest)
+    if len(ranked) > 1:
+        other = tri.alias("other_trigram")
+        candidates = candidates.where(
+            sa.exists().where(other.c.value == ranked[1][1], other.c.sha256 == tri.c.sha256)
+        )
+    return env.files.c.sha256.in_(sa.select(names.c.sha256).where(names.c.sha256.in_(candidates), exact))
+
+
 @dataclass
 class NameField(Field):
     """A submitted file name contains the literal (case-insensitive; ``*`` wildcards anchor)."""
@@ -246,9 +294,7 @@ class NameField(Field):
         value = term.value.strip().lower()
         if not value:
             raise bad_value(term, "a non-empty name")
-        column = sa.func.lower(env.side["names"].c.value)
-        pattern = like_pattern(value) if has_wildcard(term) else contains_pattern(value)
-        return side_in(env, "names", column.like(pattern, escape="\\"), indexed=False)
+        return names_contain(env, value, has_wildcard(term))
 
 
 # VirusTotal type literals that are not themselves one of kinfile's type tags
@@ -296,9 +342,23 @@ class EngineField(Field):
         value = term.value.strip().lower()
         if not value.strip("*"):
             raise bad_value(term, "a detection label")
-        prefix = f"{self.engine or '*'}:"
-        column = env.side["av_labels"].c.value
-        return side_in(env, "av_labels", text_match(column, prefix + value, has_wildcard(term)))
+        table = env.side["av_words"]
+        wildcard = has_wildcard(term)
+        if self.engine is None:
+            if wildcard:
+                # as 0002's pattern "*:<value>" matched (its "*" was a wildcard too): a label or
+                # word, or the rest of a label after one of its colons
+                pattern = like_pattern(value)
+                clause = sa.or_(
+                    table.c.value.like(pattern, escape="\\"), table.c.value.like(f"%:{pattern}", escape="\\")
+                )
+                return side_in(env, "av_words", clause)
+            return side_in(env, "av_words", table.c.value == value)
+        engine = self.engine.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clause = sa.and_(
+            text_match(table.c.value, value, wildcard), table.c.engines.like(f"%,{engine},%", escape="\\")
+        )
+        return side_in(env, "av_words", clause)
 
 
 @dataclass
@@ -328,9 +388,8 @@ class BareField(Field):
             return env.files.c[kind] == value
         if not value:
             raise bad_value(term, "a word")
-        names = sa.func.lower(env.side["names"].c.value).like(contains_pattern(value), escape="\\")
         parts = [
-            side_in(env, "names", names, indexed=False),
+            names_contain(env, value, False),
             side_in(env, "tags", env.side["tags"].c.value == value),
         ]
         for side in ("metadata", "signature"):

@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select, update
+from sqlalchemy import Connection, Engine, Table, inspect, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Insert
 
 from kinfile.storage import schema, searchable
 
@@ -131,11 +133,67 @@ def _backfill_clues(conn: Connection) -> None:
         last = rows[-1][0]
 
 
+def _search_perf(conn: Connection) -> None:
+    """Search/import performance: the ``(type_tag, size)`` covering index, name trigrams and the
+    compact ``file_av_words`` (replacing 0002's ``file_av_labels``); both backfilled."""
+    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
+    for index in schema.PERF_INDEXES:
+        if index.name not in indexes:
+            index.create(conn)
+    tables = [schema.file_name_trigrams, schema.file_av_words]
+    schema.metadata.create_all(conn, tables=tables, checkfirst=True)
+    _backfill_name_trigrams(conn)
+    _backfill_av_words(conn)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS file_av_labels")
+
+
+def _insert_ignore(conn: Connection, table: Table) -> Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()  # type: ignore[no-any-return]
+
+
+def _backfill_name_trigrams(conn: Connection, batch: int = 20_000) -> None:
+    n = schema.file_names
+    statement = _insert_ignore(conn, schema.file_name_trigrams)
+    last: tuple[str, str] | None = None
+    while True:
+        query = select(n.c.value, n.c.sha256).order_by(n.c.value, n.c.sha256).limit(batch)
+        if last is not None:
+            query = query.where(tuple_(n.c.value, n.c.sha256) > tuple_(*last))
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        grams = [g for value, sha256 in rows for g in searchable.name_trigram_rows(value, sha256)]
+        if grams:
+            conn.execute(statement, grams)
+        last = (rows[-1][0], rows[-1][1])
+
+
+def _backfill_av_words(conn: Connection) -> None:
+    f = schema.files
+    statement = _insert_ignore(conn, schema.file_av_words)
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(f.c.sha256, f.c.report)
+            .where(f.c.sha256 > last, f.c.report.contains('"last_analysis_results"'))
+            .order_by(f.c.sha256)
+            .limit(500)
+        ).all()
+        if not rows:
+            return
+        words = [w for sha256, report in rows for w in searchable.av_word_rows(json.loads(report), sha256)]
+        if words:
+            conn.execute(statement, words)
+        last = rows[-1][0]
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
     ("0004_clusters", _clusters),
     ("0005_clues", _clues),
+    ("0006_search_perf", _search_perf),
 ]
 
 

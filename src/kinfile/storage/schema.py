@@ -140,7 +140,6 @@ SEARCH_SIDE_TABLES = {
         "signature",  # signature:
         "metadata",  # metadata:
         "have",  # have:
-        "av_labels",  # engines:, <engine>:
         "yara_rules",  # crowdsourced_yara_rule:
     )
 }
@@ -256,3 +255,33 @@ clue_rules = Table(
     Column("mined_at", BigInteger, nullable=False),
 )
 Index("ix_clue_rules_month", clue_rules.c.month)
+
+
+# -- search performance (migration 0006_search_perf) -------------------------------------------
+# Covering index for per-type aggregates over size (AVG(size) GROUP BY type_tag from the index).
+PERF_INDEXES: tuple[Index, ...] = (Index("ix_files_type_tag_size", files.c.type_tag, files.c.size),)
+
+# Trigrams of every submitted name (``name:`` and bare words have "contains" semantics): the
+# candidates of a pattern are the files holding its rarest trigrams; the exact LIKE runs on those.
+# Keyed (trigram, sha256), no rowid on SQLite; names are never deleted, so no sha256 index.
+file_name_trigrams = Table(
+    "file_name_trigrams",
+    metadata,
+    Column("value", String(16), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+# Detection labels (replaces 0002's ``file_av_labels``): one row per distinct label or label word
+# of a file, across all its engines, with the engines that gave it (``",eset-nod32,microsoft,"``).
+# ``engines:<x>`` is ``value = x``; ``<engine>:<x>`` adds ``engines LIKE '%,<engine>,%'``. Rows
+# of a replaced report are deleted by primary key from the old report's values (no sha256 index).
+file_av_words = Table(
+    "file_av_words",
+    metadata,
+    Column("value", String(512), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("engines", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+SIDE_TABLES.update({"name_trigrams": file_name_trigrams, "av_words": file_av_words})

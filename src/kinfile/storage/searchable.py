@@ -7,6 +7,7 @@ search never has to scan report JSON. Adding a searchable attribute = a column o
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -230,19 +231,79 @@ def engine_key(name: str) -> str:
     return re.sub(r"[^0-9a-z_\-]", "", name.lower())
 
 
-def extract_av_labels(attrs: dict[str, Any]) -> set[str]:
-    """``<engine>:<label or label word>`` and ``*:<...>`` for every engine that named the file."""
-    out: set[str] = set()
+AV_VALUE = MAX_VALUE - 2  # as the "*:<label>" rows of 0002's file_av_labels were cut
+
+
+def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
+    """``{label or label word: ",<engine>,<engine>,"}`` over every engine that named the file.
+
+    One row per distinct value per file (``file_av_words``) instead of one per engine and value:
+    ``engines:<x>`` is ``value = x`` and ``<engine>:<x>`` also requires ``,<engine>,`` in the
+    engines list. The cap counts what 0002's ``<engine>:<part>`` plus ``*:<part>`` rows counted.
+    """
+    by_part: dict[str, set[str]] = {}
+    pairs = 0
     for engine, result in _dict(attrs.get("last_analysis_results")).items():
-        label = _lower_str(_dict(result).get("result"))
-        if not label or not isinstance(engine, str):
+        label = _dict(result).get("result")
+        if not isinstance(label, str) or not isinstance(engine, str):
             continue
-        for part in {label, *words(label)}:
-            out.add(f"{engine_key(engine)}:{part}"[:MAX_VALUE])
-            out.add(f"*:{part}"[:MAX_VALUE])
-        if len(out) >= MAX_SIDE_VALUES:
+        parts = _label_parts(label)
+        if not parts:
+            continue
+        key = _engine_key(engine)
+        for part in parts:
+            engines = by_part.setdefault(part, set())
+            if key not in engines:
+                engines.add(key)
+                pairs += 1
+        if pairs + len(by_part) >= MAX_SIDE_VALUES:
             break
+    return {part: f",{','.join(sorted(keys))}," for part, keys in by_part.items()}
+
+
+@functools.lru_cache(maxsize=65536)
+def _label_parts(label: str) -> tuple[str, ...]:
+    """A label's searchable parts: itself and its words, lower-cased and cut (memoised: labels
+    repeat across reports)."""
+    text = _lower_str(label)
+    return tuple(sorted({p[:AV_VALUE] for p in (text, *words(text))})) if text else ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _engine_key(name: str) -> str:
+    return engine_key(name)
+
+
+def av_word_rows(attrs: dict[str, Any], sha256: str) -> list[dict[str, str]]:
+    return [
+        {"value": value, "sha256": sha256, "engines": engines}
+        for value, engines in sorted(extract_av_words(attrs).items())
+    ]
+
+
+TRIGRAM = 3
+
+
+def _lowered_forms(text: str) -> set[str]:
+    """The lower-cased forms SQL may compare a name in: Python's full mapping, one character to
+    one (PostgreSQL with libc), ASCII only (SQLite's ``lower`` and ``LIKE``)."""
+    full = text.lower()
+    if text.isascii():
+        return {full}
+    one_to_one = "".join(c.lower()[:1] for c in text)
+    return {full, one_to_one, "".join(c.lower() if c.isascii() else c for c in text)}
+
+
+def name_trigrams(name: str) -> set[str]:
+    """Every 3-character window of a submitted name (as stored: cut to 512), lower-cased."""
+    out: set[str] = set()
+    for text in _lowered_forms(name[:MAX_VALUE]):
+        out.update(text[i : i + TRIGRAM] for i in range(len(text) - TRIGRAM + 1))
     return out
+
+
+def name_trigram_rows(name: str, sha256: str) -> list[dict[str, str]]:
+    return [{"value": gram, "sha256": sha256} for gram in sorted(name_trigrams(name))]
 
 
 def extract_yara_rules(attrs: dict[str, Any]) -> set[str]:
@@ -288,7 +349,6 @@ SIDE_VALUES.update(
         "signature": extract_signature,
         "metadata": extract_metadata,
         "have": extract_have,
-        "av_labels": extract_av_labels,
         "yara_rules": extract_yara_rules,
     }
 )
@@ -322,6 +382,16 @@ def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:
 
 def side_values(attrs: dict[str, Any]) -> dict[str, set[str]]:
     return {name: extract(attrs) for name, extract in SIDE_VALUES.items()}
+
+
+def side_rows(attrs: dict[str, Any], sha256: str) -> dict[str, list[dict[str, Any]]]:
+    """Every side-table row a report makes (``schema.SIDE_TABLES`` name -> rows)."""
+    rows: dict[str, list[dict[str, Any]]] = {
+        name: [{"value": v, "sha256": sha256} for v in sorted(found)]
+        for name, found in side_values(attrs).items()
+    }
+    rows["av_words"] = av_word_rows(attrs, sha256)
+    return rows
 
 
 # -- clue rules (issue 8): each file's clue features, as text and as packed mining codes ---------

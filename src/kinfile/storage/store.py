@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Insert
@@ -281,14 +281,13 @@ class Store:
         with self.writing() as conn:
             statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
             inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
-            side: dict[str, list[dict[str, str]]] = {}
+            side: dict[str, list[dict[str, Any]]] = {}
             for row, values in rows:
                 if row["sha256"] in inserted:
                     for name, found in values.items():
-                        side.setdefault(name, []).extend({"value": v, "sha256": row["sha256"]} for v in found)
+                        side.setdefault(name, []).extend(found)
             for name, entries in side.items():
-                if entries:
-                    conn.execute(schema.SIDE_TABLES[name].insert(), entries)
+                insert_many(conn, schema.SIDE_TABLES[name], entries)
         return inserted
 
     def get_reports(self, sha256s: Sequence[str]) -> dict[str, StoredReport]:
@@ -355,6 +354,7 @@ class Store:
         new = result.first() is not None
         if not new and not replace_report:
             return False
+        previous: str | None = None
         if not new:
             # A replaced report keeps what kinfile did not compute this time (imported
             # attributes, engine results of other runs): engines/merge.py decides.
@@ -370,13 +370,57 @@ class Store:
                 .where(schema.files.c.sha256 == rec.sha256)
                 .values(**{k: v for k, v in values.items() if k not in keep})
             )
-        for name, found in searchable.side_values(attrs).items():
+        rows = searchable.side_rows(attrs, rec.sha256)
+        old_av = searchable.av_word_rows(json.loads(previous), rec.sha256) if previous else []
+        _replace_av_words(conn, old_av, rows.pop("av_words"))
+        for name, found in rows.items():
             table = schema.SIDE_TABLES[name]
             if not new:
                 conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
             if found:
-                conn.execute(table.insert(), [{"value": v, "sha256": rec.sha256} for v in sorted(found)])
+                conn.execute(table.insert(), found)
         return new
+
+    def replace_reports(self, records: Sequence[FileRecord]) -> None:
+        """Replace the reports of stored files (imports enriching them) in ONE transaction.
+
+        What :meth:`save` does per item with ``replace_report`` and no submission, batched: one
+        statement (or executemany) per table for the whole batch. Records of files that are not
+        stored are written through :meth:`save`.
+        """
+        if not records:
+            return
+        f = schema.files
+        now = int(time.time())
+        missing: list[FileRecord] = []
+        with self.writing() as conn:
+            shas = [rec.sha256 for rec in records]
+            stored = dict(conn.execute(select(f.c.sha256, f.c.report).where(f.c.sha256.in_(shas))).all())
+            updates: list[dict[str, Any]] = []
+            side: dict[str, list[dict[str, Any]]] = {}
+            old_av: list[dict[str, str]] = []
+            for rec in records:
+                previous = stored.get(rec.sha256)
+                if previous is None:
+                    missing.append(rec)
+                    continue
+                before = json.loads(previous)
+                attrs = carry_over(before, rec.attributes)
+                values = _file_values(rec, attrs, now)
+                updates.append({"b_sha256": values.pop("sha256"), **values})
+                for name, rows in searchable.side_rows(attrs, rec.sha256).items():
+                    side.setdefault(name, []).extend(rows)
+                old_av.extend(searchable.av_word_rows(before, rec.sha256))
+            if updates:
+                conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
+                _replace_av_words(conn, old_av, side.pop("av_words", []))
+                written = [u["b_sha256"] for u in updates]
+                for name in searchable.SIDE_VALUES:
+                    table = schema.SIDE_TABLES[name]
+                    conn.execute(delete(table).where(table.c.sha256.in_(written)))
+                    insert_many(conn, table, side.get(name, []))
+        if missing:
+            self.save([IngestItem(r.sha256, None, r, replace_report=True) for r in missing])
 
     # -- bulk path (benchmarks, first import into an empty store) ------------------------------
     def bulk_load(
@@ -430,16 +474,17 @@ class Store:
                     "meaningful_name": sub.name if sub else None,
                 }
             )
-            for name, values in searchable.side_values(attrs).items():
+            for name, rows in searchable.side_rows(attrs, rec.sha256).items():
                 if wanted is None or name in wanted:
-                    sides.setdefault(name, []).extend({"value": v, "sha256": rec.sha256} for v in sorted(values))
+                    sides.setdefault(name, []).extend(rows)
             if sub and sub.name and (wanted is None or "names" in wanted):
                 sides.setdefault("names", []).append({"value": sub.name[:512], "sha256": rec.sha256})
+                trigrams = searchable.name_trigram_rows(sub.name, rec.sha256)
+                sides.setdefault("name_trigrams", []).extend(trigrams)
         with self.writing() as conn:
             conn.execute(self._insert_ignore(schema.files), files)
             for name, rows in sides.items():
-                if rows:
-                    conn.execute(self._insert_ignore(schema.SIDE_TABLES[name]), rows)
+                insert_many(conn, schema.SIDE_TABLES[name], rows, ignore=True)
         return len(files)
 
     def _write_submission(self, conn: Connection, sha256: str, sub: Submission, refresh: bool = True) -> None:
@@ -459,6 +504,9 @@ class Store:
         )
         if sub.name:
             conn.execute(self._insert_ignore(schema.file_names).values(value=sub.name[:512], sha256=sha256))
+            trigrams = searchable.name_trigram_rows(sub.name, sha256)
+            if trigrams:
+                conn.execute(self._insert_ignore(schema.file_name_trigrams), trigrams)
         if refresh:
             self._refresh_counters(conn, sha256)
 
@@ -580,7 +628,7 @@ class Store:
             return int(conn.execute(delete(schema.api_keys).where(schema.api_keys.c.name == name)).rowcount)
 
 
-FileRow_ = tuple[dict[str, Any], dict[str, list[str]]]
+FileRow_ = tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
 NO_SUBMISSIONS = {
     "times_submitted": 0,
     "unique_sources": 0,
@@ -592,8 +640,41 @@ NO_SUBMISSIONS = {
 
 def file_row(rec: FileRecord, now: int) -> FileRow_:
     """The ``files`` row (no submissions) and side-table values of a new report-only file."""
-    side = {name: sorted(found) for name, found in searchable.side_values(rec.attributes).items()}
+    side = searchable.side_rows(rec.attributes, rec.sha256)
     return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}, side
+
+
+def _replace_av_words(conn: Connection, old: list[dict[str, str]], new: list[dict[str, str]]) -> None:
+    """Rewrite ``file_av_words`` rows that changed: deleted by primary key (no sha256 index)."""
+    keep = {(r["sha256"], r["value"], r["engines"]) for r in old}
+    fresh = {(r["sha256"], r["value"], r["engines"]) for r in new}
+    table = schema.file_av_words
+    gone = [{"b_sha256": s, "b_value": v} for s, v, _e in sorted(keep - fresh)]
+    if gone:
+        by_key = delete(table).where(
+            table.c.sha256 == bindparam("b_sha256"), table.c.value == bindparam("b_value")
+        )
+        conn.execute(by_key, gone)
+    insert_many(conn, table, [r for r in new if (r["sha256"], r["value"], r["engines"]) not in keep])
+
+
+def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ignore: bool = False) -> None:
+    """Insert many rows of one shape. On SQLite straight through the driver's ``executemany``
+    (SQLAlchemy's per-row parameter processing cost as much as the inserts); elsewhere Core's
+    executemany (``insertmanyvalues`` on PostgreSQL)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        statement = table.insert()
+        if ignore:
+            statement = postgresql.insert(table).on_conflict_do_nothing()
+        conn.execute(statement, list(rows))
+        return
+    columns = list(rows[0])
+    conflict = " ON CONFLICT DO NOTHING" if ignore else ""
+    marks = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
 
 
 def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, Any]:
