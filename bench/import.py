@@ -1,6 +1,6 @@
 """Import throughput: `kinfile import-vt` (Importer) on the shared VirusTotal reports.
 
-    python bench/import.py [--copies 20] [--db sqlite|postgresql://...]
+    python bench/import.py [--copies 20] [--db sqlite|postgresql://...] [--jobs 1]
 
 The real reports of ../shared/vt are replicated with fresh hashes (so every record is a new
 file): the 500 AVClass label lines ×copies and the v3 RTF report ×(copies×25). Each set goes into a
@@ -51,12 +51,12 @@ def v3_lines(count: int) -> list[str]:
     return out
 
 
-def run(name: str, lines: list[str], db: str) -> None:
+def run(name: str, lines: list[str], db: str, jobs: int = 1) -> None:
     store = Store(db)
     store.migrate()
     for label in ("create", "enrich"):
         started = time.perf_counter()
-        summary = Importer(store, "bench").import_lines(lines, name)
+        summary = Importer(store, "bench", jobs=jobs).import_lines(lines, name)
         seconds = time.perf_counter() - started
         assert summary.failed == 0, summary.errors[:3]
         mb = sum(len(line) for line in lines) / 1e6
@@ -73,11 +73,12 @@ def main() -> None:
     )
     parser.add_argument("--copies", type=int, default=20)
     parser.add_argument("--db", default="sqlite")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes parsing the lines")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name, lines in (("avclass", avclass_lines(args.copies)), ("vt-v3", v3_lines(args.copies * 25))):
             db = f"sqlite:///{tmp}/{name}.db" if args.db == "sqlite" else args.db
-            run(name, lines, db)
+            run(name, lines, db, args.jobs)
 
 
 if __name__ == "__main__":

@@ -241,10 +241,11 @@ def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
     ``engines:<x>`` is ``value = x`` and ``<engine>:<x>`` also requires ``,<engine>,`` in the
     engines list. The cap counts what 0002's ``<engine>:<part>`` plus ``*:<part>`` rows counted.
     """
+    results = attrs.get("last_analysis_results")
     by_part: dict[str, set[str]] = {}
     pairs = 0
-    for engine, result in _dict(attrs.get("last_analysis_results")).items():
-        label = _dict(result).get("result")
+    for engine, result in (results if isinstance(results, dict) else {}).items():
+        label = result.get("result") if isinstance(result, dict) else None
         if not isinstance(label, str) or not isinstance(engine, str):
             continue
         parts = _label_parts(label)
@@ -252,8 +253,11 @@ def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
             continue
         key = _engine_key(engine)
         for part in parts:
-            engines = by_part.setdefault(part, set())
-            if key not in engines:
+            engines = by_part.get(part)
+            if engines is None:
+                by_part[part] = {key}
+                pairs += 1
+            elif key not in engines:
                 engines.add(key)
                 pairs += 1
         if pairs + len(by_part) >= MAX_SIDE_VALUES:

@@ -408,9 +408,13 @@ class Store:
                 attrs = carry_over(before, rec.attributes)
                 values = _file_values(rec, attrs, now)
                 updates.append({"b_sha256": values.pop("sha256"), **values})
-                for name, rows in searchable.side_rows(attrs, rec.sha256).items():
-                    side.setdefault(name, []).extend(rows)
-                old_av.extend(searchable.av_word_rows(before, rec.sha256))
+                rows = searchable.side_rows(attrs, rec.sha256)
+                if before.get("last_analysis_results") == attrs.get("last_analysis_results"):
+                    rows.pop("av_words")  # same results, same rows: nothing to rewrite
+                else:
+                    old_av.extend(searchable.av_word_rows(before, rec.sha256))
+                for name, found in rows.items():
+                    side.setdefault(name, []).extend(found)
             if updates:
                 conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
                 _replace_av_words(conn, old_av, side.pop("av_words", []))
