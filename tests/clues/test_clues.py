@@ -80,6 +80,9 @@ def test_ids_are_stable_across_runs(store: Store) -> None:
     second = {r.id: r.features for r in sql.list_rules(store)}
     assert first == second
     upx = service.clue_id(["PE_SECTION_NAME_AT_INDEX:0:upx0"])
+    assert (
+        upx == "da23e0c5e5df2266c854235c90c9a9e584197e4004c451e98a66c5cd0317afd2"
+    )  # same on every run/backend
     assert upx in first
 
 

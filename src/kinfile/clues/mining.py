@@ -13,9 +13,9 @@ of occurrences; nothing loops over files or pairs of files in Python.
    enough files of the band and a band share ≥ the seed threshold
    (``max(seed_rate, (1 + base share) / 2)``). Each file's seeds (its ``max_seeds`` best) are
    expanded into all pairs inside the file (ragged index arithmetic), then counted.
-3. Triples, per band: each occurrence of a *promising* pair (frequent, share ≥ the seed
-   threshold, not a clue) is crossed with the seeds of its file; triples are de-duplicated
-   per file and counted.
+3. Triples, per band: seeds are numbered by decreasing band share; each occurrence of a
+   *promising* pair (a, b) (frequent, share ≥ the seed threshold, not a clue) is extended with
+   its file's seeds after b, so a triple grows once per file from its two best members' pair.
 
 Redundancy: a conjunction is kept only when no proper subset is a clue of the same band
 (which also drops any conjunction whose subset matches exactly the same files).
@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class Mined:
     support: int  # files of the month with all the features
     in_label: int  # of which in the label's band
     example: int  # index of one file with all the features (to name the features)
+    supports: tuple[int, ...] = ()  # files of the month with each feature (same order as codes)
 
     @property
     def rate(self) -> float:
@@ -78,12 +80,12 @@ def _group_bounds(files: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _count(keys: np.ndarray, in_band: np.ndarray, files: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Distinct keys with their support, in-band count and one file having them."""
+    """Distinct keys with their support, in-band count, one file having them, and each key's index."""
     uniq, first, inverse, support = np.unique(
         keys, return_index=True, return_inverse=True, return_counts=True
     )
     in_label = np.bincount(inverse, weights=in_band, minlength=len(uniq)).astype(np.int64)
-    return uniq, support, in_label, files[first]
+    return uniq, support, in_label, files[first], inverse
 
 
 class _Month:
@@ -126,6 +128,7 @@ def mine(
                     int(month.support[fid]),
                     int(in_label[fid]),
                     int(month.example[fid]),
+                    (int(month.support[fid]),),
                 )
             )
         if max_length >= 2:
@@ -159,6 +162,9 @@ def _conjunctions(
         seed_ids = np.sort(seed_ids[np.argsort(-month.support[seed_ids], kind="stable")[:MAX_SEEDS]])
         seed = np.zeros_like(seed)
         seed[seed_ids] = True
+    # local seed ids in order of decreasing band share: inside a file the seeds are then sorted
+    # best first, the cap keeps the best, and a triple grows from its two best members' pair
+    seed_ids = seed_ids[np.lexsort((month.uniq[seed_ids], -share[seed_ids]))]
     local = np.full(len(seed), -1, dtype=np.int64)
     local[seed_ids] = np.arange(len(seed_ids))
     n_seeds = len(seed_ids)
@@ -166,25 +172,22 @@ def _conjunctions(
     occ = np.flatnonzero(seed[month.inv])
     files = month.occ_file[occ]
     seeds = local[month.inv[occ]]
-    # at most max_seeds seeds per file, the ones with the highest band share
-    order = np.lexsort((seeds, -share[seed_ids[seeds]], files))
-    files, seeds = files[order], seeds[order]
-    starts, _ends = _group_bounds(files)
-    keep = (np.arange(len(files)) - starts) < max_seeds
-    files, seeds = files[keep], seeds[keep]
     order = np.lexsort((seeds, files))
     files, seeds = files[order], seeds[order]
+    starts, _ends = _group_bounds(files)
+    keep = (np.arange(len(files)) - starts) < max_seeds  # at most max_seeds (the best) per file
+    files, seeds = files[keep], seeds[keep]
     starts, ends = _group_bounds(files)
 
     left, right = _ragged_pairs(ends)
     pair_files = files[left]
     pair_keys = seeds[left] * n_seeds + seeds[right]
     pair_band = (month.bands[pair_files] == label).astype(np.float64)
-    keys, support, in_band, example = _count(pair_keys, pair_band, pair_files)
+    keys, support, in_band, example, pair_index = _count(pair_keys, pair_band, pair_files)
     frequent_pair = support >= min_support
     is_clue = frequent_pair & (in_band >= min_rate * support)
     out = [
-        Mined(_codes(month, seed_ids, k, n_seeds, 2), label, int(s), int(c), int(e))
+        Mined(*_codes(month, seed_ids, k, n_seeds, 2, label, int(s), int(c), int(e)))
         for k, s, c, e in zip(
             keys[is_clue], support[is_clue], in_band[is_clue], example[is_clue], strict=True
         )
@@ -194,29 +197,20 @@ def _conjunctions(
     promising = frequent_pair & ~is_clue & (in_band >= need) & (in_band >= threshold * support)
     if not promising.any():
         return out
-    occ_promising = np.isin(pair_keys, keys[promising])
+    occ_promising = promising[pair_index]
     p_files = pair_files[occ_promising]
     p_keys = pair_keys[occ_promising]
-    p_left = left[occ_promising]
-    # cross each promising pair occurrence with the seeds of its file
-    counts = ends[p_left] - starts[p_left]
-    idx = np.repeat(starts[p_left], counts) + (
+    p_left, p_right = left[occ_promising], right[occ_promising]
+    # extend each promising pair occurrence (a, b) with the file's seeds c after b (worse share)
+    counts = ends[p_left] - p_right - 1
+    idx = np.repeat(p_right + 1, counts) + (
         np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     )
     t_files = np.repeat(p_files, counts)
-    t_pair = np.repeat(p_keys, counts)
-    a, b, c = t_pair // n_seeds, t_pair % n_seeds, seeds[idx]
-    distinct = (c != a) & (c != b)
-    triple = np.sort(np.stack((a[distinct], b[distinct], c[distinct]), axis=1), axis=1)
-    t_files = t_files[distinct]
-    t_keys = (triple[:, 0] * n_seeds + triple[:, 1]) * n_seeds + triple[:, 2]
-    order = np.lexsort((t_keys, t_files))
-    t_keys, t_files, triple = t_keys[order], t_files[order], triple[order]
-    fresh = np.ones(len(t_keys), dtype=bool)
-    fresh[1:] = (t_keys[1:] != t_keys[:-1]) | (t_files[1:] != t_files[:-1])
-    t_keys, t_files, triple = t_keys[fresh], t_files[fresh], triple[fresh]
+    t_keys = np.repeat(p_keys, counts) * n_seeds + seeds[idx]
+    del idx
     t_band = (month.bands[t_files] == label).astype(np.float64)
-    keys3, support3, in_band3, example3 = _count(t_keys, t_band, t_files)
+    keys3, support3, in_band3, example3, _index = _count(t_keys, t_band, t_files)
     clue3 = (support3 >= min_support) & (in_band3 >= min_rate * support3)
     if not clue3.any():
         return out
@@ -226,13 +220,18 @@ def _conjunctions(
     for sub in (x * n_seeds + y, x * n_seeds + z, y * n_seeds + z):
         clue3 &= ~np.isin(sub, pair_clues)
     for k, s, c, e in zip(keys3[clue3], support3[clue3], in_band3[clue3], example3[clue3], strict=True):
-        out.append(Mined(_codes(month, seed_ids, int(k), n_seeds, 3), label, int(s), int(c), int(e)))
+        out.append(Mined(*_codes(month, seed_ids, int(k), n_seeds, 3, label, int(s), int(c), int(e))))
     return out
 
 
-def _codes(month: _Month, seed_ids: np.ndarray, key: int, n_seeds: int, length: int) -> tuple[int, ...]:
-    parts = []
+def _codes(
+    month: _Month, seed_ids: np.ndarray, key: int, n_seeds: int, length: int, *counts: int
+) -> tuple[Any, ...]:
+    """``Mined`` fields of a conjunction key: sorted codes, counts, and each feature's support."""
+    features = []
     for _ in range(length):
-        parts.append(int(key % n_seeds))
+        fid = int(seed_ids[key % n_seeds])
+        features.append((int(month.uniq[fid]), int(month.support[fid])))
         key //= n_seeds
-    return tuple(sorted(int(month.uniq[seed_ids[p]]) for p in parts))
+    features.sort()
+    return (tuple(c for c, _ in features), *counts, tuple(s for _, s in features))

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from kinfile import relationships
@@ -97,16 +96,13 @@ def mine_month(store: Store, month: str, min_support: int = 10, now: int | None 
     texts = _name_codes(store, data.sha256s, found)
     mined_at = int(time.time()) if now is None else now
     rules: list[RuleRow] = []
-    supports = _feature_supports(data.codes)
     for candidate in found:
         names = [texts.get(c) for c in candidate.codes]
         if any(n is None for n in names):
             logger.warning("clue candidate with an unnamed feature skipped (report changed?)")
             continue
         ordered = sorted(str(n) for n in names)
-        anchor = min(
-            zip(candidate.codes, names, strict=True), key=lambda cn: (supports.get(cn[0], 0), cn[1])
-        )[1]
+        anchor = min(zip(candidate.supports, names, strict=True), key=lambda sn: (sn[0], str(sn[1])))[1]
         rules.append(
             RuleRow(
                 id=clue_id(ordered),
@@ -140,13 +136,6 @@ def mine_month(store: Store, month: str, min_support: int = 10, now: int | None 
     )
     logger.info("mined clue rules of %s: %s", month, result.as_dict())
     return result
-
-
-def _feature_supports(codes: np.ndarray) -> dict[int, int]:
-    if len(codes) == 0:
-        return {}
-    uniq, counts = np.unique(codes, return_counts=True)
-    return dict(zip(uniq.tolist(), counts.tolist(), strict=True))
 
 
 def _name_codes(store: Store, sha256s: list[str], found: list[mining.Mined]) -> dict[int, str]:

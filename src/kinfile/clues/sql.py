@@ -48,19 +48,20 @@ def load_month(store: Store, start: int, end: int) -> MonthData:
     sha256s: list[str] = []
     positives: list[int] = []
     sizes: list[int] = []
-    blobs: list[bytes] = []
+    parts: list[np.ndarray] = []
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(q)
         for part in result.partitions(CHUNK):
+            blobs = []
             for sha256, pos, blob in part:
                 sha256s.append(sha256)
                 positives.append(pos or 0)
-                blob = bytes(blob)
-                blobs.append(blob)
+                blobs.append(bytes(blob))
                 sizes.append(len(blob) // 8)
+            parts.append(np.frombuffer(b"".join(blobs), dtype="<i8").astype(np.int64))
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
-    codes = np.frombuffer(b"".join(blobs), dtype="<i8").astype(np.int64, copy=False)
+    codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return MonthData(sha256s, np.asarray(positives, dtype=np.int64), offsets, codes)
 
 
