@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -123,3 +124,18 @@ def test_month_bounds_and_errors(store: Store) -> None:
         service.month_bounds("2024-13")
     empty = service.mine_month(store, "2023-01", MIN_SUPPORT)
     assert (empty.files, empty.rules) == (0, 0)
+
+
+def test_monthly_job_mines_the_previous_month_once(store: Store) -> None:
+    miner = service.MonthlyMiner(store, day=2, min_support=MIN_SUPPORT, interval=0.01)
+    assert service.previous_month(datetime(2024, 1, 5, tzinfo=UTC)) == "2023-12"
+    assert miner.due(datetime(2024, 6, 1, tzinfo=UTC)) is None  # before the mining day
+    result = miner.run_once(datetime(2024, 6, 3, tzinfo=UTC))
+    assert result is not None and result.month == MONTH and result.rules > 0
+    assert miner.run_once(datetime(2024, 6, 4, tzinfo=UTC)) is None  # once per month
+    fresh = service.MonthlyMiner(store, day=1, min_support=MIN_SUPPORT)
+    assert fresh.due(datetime(2024, 6, 3, tzinfo=UTC)) is None  # rules of May are stored
+    fresh.start()
+    fresh.stop()
+    fresh.thread.join(5)
+    assert not fresh.thread.is_alive()

@@ -248,13 +248,18 @@ class MonthlyMiner:
             return None
         return month
 
+    def run_once(self, now: datetime) -> MiningResult | None:
+        month = self.due(now)
+        if month is None:
+            return None
+        result = mine_month(self.store, month, self.min_support)
+        self.done.add(month)
+        return result
+
     def _run(self) -> None:
         while not self.stop_event.is_set():
             try:
-                month = self.due(datetime.now(UTC))
-                if month:
-                    mine_month(self.store, month, self.min_support)
-                    self.done.add(month)
+                self.run_once(datetime.now(UTC))
             except Exception:  # the job must survive a failed run; it retries next interval
                 logger.exception("monthly clue mining failed")
             self.stop_event.wait(self.interval)
