@@ -23,7 +23,7 @@ from kinfile.hashing.digests import digest_bytes
 from kinfile.models import SCHEMA_VERSION, IngestItem, Relation, Submission
 from kinfile.settings import Settings
 from kinfile.storage.blobs import BlobStore
-from kinfile.storage.store import AnalysisRow, Store
+from kinfile.storage.store import AnalysisRow, Store, file_row
 from kinfile.verdicts import Verdicts
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def build_items(
     """Put the blobs of an analysed tree and turn it into store items (children included)."""
     rec = node.record
     blobs.put_bytes(rec.sha256, node.data)
+    if known_version is None:  # build the rows here, in the worker: the writer only executes them
+        rec.rows = file_row(rec, int(time.time()))
     item = IngestItem(
         sha256=rec.sha256,
         submission=submission,

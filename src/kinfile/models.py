@@ -41,6 +41,9 @@ class FileRecord:
     attributes: dict[str, Any]
     schema_version: int = SCHEMA_VERSION
     downloadable: bool = True
+    # The ``files`` row and side-table rows, when already built (by ingest workers, so that the
+    # single writer only executes statements); the store builds them otherwise.
+    rows: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

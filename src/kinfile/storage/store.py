@@ -254,15 +254,128 @@ class Store:
     def save(self, items: Iterable[IngestItem], analyses: Iterable[AnalysisRow] = ()) -> list[bool]:
         """Write items (each with its children) and analysis runs in ONE transaction.
 
-        Returns "was new" per item.
+        Batched: new files, their side-table rows, submissions, names and relations go in one
+        multi-row statement per table; only replaced reports and files submitted again need
+        statements of their own. Returns "was new" per item.
         """
-        created: list[bool] = []
+        top = list(items)
+        flat = [i for item in top for i in _flatten(item)]
+        now = int(time.time())
         with self.writing() as conn:
-            for item in items:
-                created.append(self._save_item(conn, item))
+            inserted = self._insert_new(conn, flat, now)
+            first_seen: set[str] = set()
+            new_items: set[int] = set()
+            for item in flat:
+                if item.record is None:
+                    continue
+                if item.sha256 in inserted and item.sha256 not in first_seen:
+                    new_items.add(id(item))
+                elif item.replace_report:
+                    self._write_file(conn, item.record, True, item.submission)
+                first_seen.add(item.sha256)
+            self._insert_submissions(conn, flat, new_items)
+            self._insert_relations(conn, flat, now)
             for run in analyses:
                 self._insert_analysis(conn, run)
-        return created
+        return [id(item) in new_items for item in top]
+
+    def _insert_new(self, conn: Connection, flat: list[IngestItem], now: int) -> set[str]:
+        """Insert-or-ignore the files of a batch (first occurrence of each sha256)."""
+        rows: list[FileRow_] = []
+        seen: set[str] = set()
+        for item in flat:
+            rec = item.record
+            if rec is None or item.sha256 in seen:
+                continue
+            seen.add(item.sha256)
+            row, side = rec.rows or file_row(rec, now)
+            sub = item.submission
+            if sub is not None:
+                row = {
+                    **row,
+                    "times_submitted": 1,
+                    "unique_sources": 1,
+                    "first_submission_date": sub.date,
+                    "last_submission_date": sub.date,
+                    "meaningful_name": sub.name,
+                }
+            rows.append((row, side))
+        if not rows:
+            return set()
+        f = schema.files
+        statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
+        inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
+        side_rows: dict[str, list[dict[str, Any]]] = {}
+        for row, values in rows:
+            if row["sha256"] in inserted:
+                for name, found in values.items():
+                    side_rows.setdefault(name, []).extend(found)
+        for name, entries in side_rows.items():
+            insert_many(conn, schema.SIDE_TABLES[name], entries)
+        return inserted
+
+    def _insert_submissions(self, conn: Connection, flat: list[IngestItem], new_items: set[int]) -> None:
+        """Every submission of the batch; counters recomputed where the insert did not set them."""
+        subs = [(item, item.submission) for item in flat if item.submission is not None]
+        if not subs:
+            return
+        rows, names, trigrams = [], [], []
+        per_sha: dict[str, int] = {}
+        for item, sub in subs:
+            assert sub is not None
+            per_sha[item.sha256] = per_sha.get(item.sha256, 0) + 1
+            ident = hashlib.sha256(
+                f"{item.sha256}|{sub.date}|{sub.source_key}|{sub.interface}|{sub.name}|"
+                f"{secrets.token_hex(8)}".encode()
+            ).hexdigest()
+            rows.append(
+                {
+                    "sha256": item.sha256,
+                    "id": ident,
+                    "date": sub.date,
+                    "name": sub.name,
+                    "source_key": sub.source_key,
+                    "interface": sub.interface,
+                }
+            )
+            if sub.name:
+                names.append({"value": sub.name[:512], "sha256": item.sha256})
+                trigrams.extend(searchable.name_trigram_rows(sub.name, item.sha256))
+        insert_many(conn, schema.submissions, rows)
+        insert_many(conn, schema.file_names, _distinct(names), ignore=True)
+        insert_many(conn, schema.file_name_trigrams, _distinct(trigrams), ignore=True)
+        counted = {item.sha256 for item, _ in subs if id(item) in new_items}
+        for sha256 in sorted(per_sha):
+            if sha256 not in counted or per_sha[sha256] > 1:
+                self._refresh_counters(conn, sha256)
+
+    def _insert_relations(self, conn: Connection, flat: list[IngestItem], now: int) -> None:
+        rows: list[dict[str, Any]] = []
+        for item in flat:
+            rel = item.relation
+            if rel is None:
+                continue
+            reverse = RELATIONSHIP_PAIRS.get(rel.relationship, rel.relationship + "_parents")
+            date = item.submission.date if item.submission else now
+            rows.append(
+                {
+                    "sha256": rel.parent,
+                    "relationship": rel.relationship,
+                    "target": rel.child,
+                    "name": rel.name,
+                    "date": date,
+                }
+            )
+            rows.append(
+                {
+                    "sha256": rel.child,
+                    "relationship": reverse,
+                    "target": rel.parent,
+                    "name": rel.name,
+                    "date": date,
+                }
+            )
+        insert_many(conn, schema.file_relations, _distinct(rows), ignore=True)
 
     def insert_files(self, records: Sequence[FileRecord]) -> set[str]:
         """Bulk-insert files without submissions (imports) in ONE transaction, skipping stored ones.
@@ -312,27 +425,6 @@ class Store:
                 )
                 for r in rows
             }
-
-    def _save_item(self, conn: Connection, item: IngestItem) -> bool:
-        new = False
-        if item.record is not None:
-            new = self._write_file(conn, item.record, item.replace_report, item.submission)
-        if item.submission is not None:
-            self._write_submission(conn, item.sha256, item.submission, refresh=not new)
-        if item.relation is not None:
-            rel = item.relation
-            reverse = RELATIONSHIP_PAIRS.get(rel.relationship, rel.relationship + "_parents")
-            date = item.submission.date if item.submission else int(time.time())
-            rows: list[dict[str, Any]] = [
-                {"sha256": rel.parent, "relationship": rel.relationship, "target": rel.child},
-                {"sha256": rel.child, "relationship": reverse, "target": rel.parent},
-            ]
-            for r in rows:
-                r.update(name=rel.name, date=date)
-            conn.execute(self._insert_ignore(schema.file_relations), rows)
-        for child in item.children:
-            self._save_item(conn, child)
-        return new
 
     def _write_file(
         self, conn: Connection, rec: FileRecord, replace_report: bool, sub: Submission | None
@@ -490,29 +582,6 @@ class Store:
             for name, rows in sides.items():
                 insert_many(conn, schema.SIDE_TABLES[name], rows, ignore=True)
         return len(files)
-
-    def _write_submission(self, conn: Connection, sha256: str, sub: Submission, refresh: bool = True) -> None:
-        ident = hashlib.sha256(
-            f"{sha256}|{sub.date}|{sub.source_key}|{sub.interface}|{sub.name}|{secrets.token_hex(8)}".encode()
-        ).hexdigest()
-        s = schema.submissions
-        conn.execute(
-            s.insert().values(
-                sha256=sha256,
-                id=ident,
-                date=sub.date,
-                name=sub.name,
-                source_key=sub.source_key,
-                interface=sub.interface,
-            )
-        )
-        if sub.name:
-            conn.execute(self._insert_ignore(schema.file_names).values(value=sub.name[:512], sha256=sha256))
-            trigrams = searchable.name_trigram_rows(sub.name, sha256)
-            if trigrams:
-                conn.execute(self._insert_ignore(schema.file_name_trigrams), trigrams)
-        if refresh:
-            self._refresh_counters(conn, sha256)
 
     def _refresh_counters(self, conn: Connection, sha256: str) -> None:
         s = schema.submissions
@@ -699,6 +768,25 @@ def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, 
 
 def _int_or(value: Any, default: int) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _flatten(item: IngestItem) -> Iterator[IngestItem]:
+    """An item and its descendants, parents first."""
+    yield item
+    for child in item.children:
+        yield from _flatten(child)
+
+
+def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without repeats (one multi-row insert-or-ignore must not name a key twice)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for row in rows:
+        key = tuple(row.values())
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 def hash_key(key: str) -> str:
