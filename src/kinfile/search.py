@@ -166,7 +166,7 @@ class _Env:
             return listed
         return sa.exists().where(table.c.sha256 == self.files.c.sha256, clause)
 
-    def count(self, table: sa.Table, clause: Clause, cap: int) -> int:
+    def count(self, table: sa.FromClause, clause: Clause, cap: int) -> int:
         """Rows of ``table`` matching ``clause``, counted up to ``cap``."""
         self.deadline.check()
         probe = sa.select(sa.func.count()).select_from(

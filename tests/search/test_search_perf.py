@@ -37,9 +37,12 @@ def test_name_paths_agree_with_the_names(loaded: Loaded, query: str, monkeypatch
         expected = loaded.where(lambda r: any(fnmatch.fnmatchcase(n.lower(), value) for n in r.names))
     else:
         expected = loaded.where(lambda r: any(value in n.lower() for n in r.names))
-    assert found(loaded.services, query) == expected  # trigram candidates (few)
+    assert found(loaded.services, query) == expected  # the rarest trigram's files (few)
     monkeypatch.setattr(fields, "TRIGRAM_LIST", 1)
-    assert found(loaded.services, query) == expected  # per-row probe (many)
+    monkeypatch.setattr(fields, "TRIGRAM_DENSE", 1)
+    assert found(loaded.services, query) == expected  # frequent: per-row probe (or merged)
+    monkeypatch.setattr(fields, "TRIGRAM_DENSE", 10**9)
+    assert found(loaded.services, query) == expected  # frequent, rare pattern: merged trigrams
     monkeypatch.setattr(fields, "TRIGRAM", 99)
     assert found(loaded.services, query) == expected  # no trigram: the scan
 

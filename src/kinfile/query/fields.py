@@ -60,7 +60,7 @@ class Env(Protocol):
 
     def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause: ...
 
-    def count(self, table: sa.Table, clause: Clause, cap: int) -> int: ...
+    def count(self, table: sa.FromClause, clause: Clause, cap: int) -> int: ...
 
 
 def words(text: str) -> list[str]:
@@ -240,7 +240,10 @@ class WordsField(Field):
 
 TRIGRAM = 3
 TRIGRAM_PROBES = 4  # trigrams of a pattern whose frequency is probed
-TRIGRAM_LIST = 20_000  # candidates from which a name pattern probes per row instead of listing
+TRIGRAM_LIST = 5_000  # below this many names, the rarest trigram's files are the candidates
+TRIGRAM_SAMPLE = 256  # files of a frequent trigram sampled to estimate the pattern's density
+TRIGRAM_DENSE = 16  # sampled matches from which the query probes each file it walks
+TRIGRAM_MERGED = 3  # frequent trigrams intersected when the pattern itself is rare
 
 
 def query_trigrams(value: str, wildcard: bool) -> list[str]:
@@ -258,9 +261,14 @@ def query_trigrams(value: str, wildcard: bool) -> list[str]:
 
 def names_contain(env: Env, value: str, wildcard: bool) -> Clause:
     """Files with a submitted name matching ``value`` (contains, or the ``*`` pattern), exactly
-    as ``lower(name) LIKE pattern``. Candidates come from ``file_name_trigrams`` (the rarest of
-    the pattern's trigrams, intersected with the next one); patterns without a 3-character
-    literal scan the names."""
+    as ``lower(name) LIKE pattern``, with candidates from ``file_name_trigrams``:
+
+    * a rare trigram (< :data:`TRIGRAM_LIST` names): its files, checked against the next rarest;
+    * all frequent, and the pattern is frequent among a sample of the rarest one's files: each
+      file the query walks (in page order) is probed - a page needs few of them;
+    * all frequent, the pattern rare: the intersection of a few trigrams' files (merged scans).
+
+    The exact LIKE then runs on the candidates. Patterns without a 3-character literal scan."""
     names = env.side["names"]
     pattern = like_pattern(value) if wildcard else contains_pattern(value)
     exact = sa.func.lower(names.c.value).like(pattern, escape="\\")
@@ -268,20 +276,29 @@ def names_contain(env: Env, value: str, wildcard: bool) -> Clause:
     if not grams:
         return side_in(env, "names", exact, indexed=False)
     tri = env.side["name_trigrams"]
-    ranked = sorted((env.count(tri, tri.c.value == g, TRIGRAM_LIST), g) for g in grams[:TRIGRAM_PROBES])
+    probed = [
+        (env.count(tri, tri.c.value == g, TRIGRAM_LIST), i, g) for i, g in enumerate(grams[:TRIGRAM_PROBES])
+    ]
+    ranked = [(n, g) for n, _i, g in sorted(probed)]  # ties (capped counts) keep the likely-rarest order
     rarest = ranked[0][1]
-    if ranked[0][0] >= TRIGRAM_LIST:  # frequent: probe each file (the query walks an order index)
+    if ranked[0][0] < TRIGRAM_LIST:
+        candidates = sa.select(tri.c.sha256).where(tri.c.value == rarest)
+        if len(ranked) > 1:
+            other = tri.alias("other_trigram")
+            candidates = candidates.where(
+                sa.exists().where(other.c.value == ranked[1][1], other.c.sha256 == tri.c.sha256)
+            )
+        return env.files.c.sha256.in_(sa.select(names.c.sha256).where(names.c.sha256.in_(candidates), exact))
+    sample = sa.select(tri.c.sha256.label("sha256")).where(tri.c.value == rarest).limit(TRIGRAM_SAMPLE)
+    sampled = sample.subquery()
+    hits = sa.select(sampled.c.sha256).where(sa.exists().where(names.c.sha256 == sampled.c.sha256, exact))
+    if env.count(hits.subquery(), sa.true(), TRIGRAM_DENSE) >= TRIGRAM_DENSE:
         return sa.and_(
             sa.exists().where(tri.c.value == rarest, tri.c.sha256 == env.files.c.sha256),
             sa.exists().where(names.c.sha256 == env.files.c.sha256, exact),
         )
-    candidates = sa.select(tri.c.sha256).where(tri.c.value == rarest)
-    if len(ranked) > 1:
-        other = tri.alias("other_trigram")
-        candidates = candidates.where(
-            sa.exists().where(other.c.value == ranked[1][1], other.c.sha256 == tri.c.sha256)
-        )
-    return env.files.c.sha256.in_(sa.select(names.c.sha256).where(names.c.sha256.in_(candidates), exact))
+    merged = sa.intersect(*(sa.select(tri.c.sha256).where(tri.c.value == g) for g in grams[:TRIGRAM_MERGED]))
+    return env.files.c.sha256.in_(sa.select(names.c.sha256).where(names.c.sha256.in_(merged), exact))
 
 
 @dataclass
