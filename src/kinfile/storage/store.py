@@ -747,7 +747,10 @@ def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ig
     conflict = " ON CONFLICT DO NOTHING" if ignore else ""
     marks = ", ".join("?" * len(columns))
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){conflict}"
-    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    params = [tuple(row[c] for c in columns) for row in rows]
+    if columns[:2] == ["value", "sha256"]:
+        params.sort()  # (value, sha256) key order: B-tree pages are filled in turn, not at random
+    conn.exec_driver_sql(sql, params)
 
 
 def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, Any]:
