@@ -251,6 +251,13 @@ def metadata(services: Services, rows_sample: dict[str, Any]) -> dict[str, Any]:
                 times.append(ms)
             out[label] = {"p50_ms": pct(times, 0.5), "rows": len(result)}
             log(f"  {label}: {out[label]}")
+    times = []
+    for _ in range(15):
+        ms, stats = timed(services.store.type_stats)
+        times.append(ms)
+    label = "Q7 avg size by type (maintained type_stats summary)"
+    out[label] = {"p50_ms": pct(times, 0.5), "rows": len(stats)}
+    log(f"  {label}: {out[label]}")
     return out
 
 

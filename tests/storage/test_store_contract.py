@@ -172,3 +172,43 @@ def test_meaningful_name_prefers_real_names() -> None:
     assert meaningful_name([(sha, 5, 1), ("invoice.pdf", 1, 2)]) == "invoice.pdf"
     assert meaningful_name([("x.exe", 1, 5), ("y.exe", 2, 9)]) == "y.exe"
     assert meaningful_name([]) is None
+
+
+def test_type_stats_follow_inserts_and_type_changes(store: Store) -> None:
+    pdf = (FOUNDATION / "imagemagick-lzw.pdf_").read_bytes()
+    dll = (FOUNDATION / "wmasf.dll_").read_bytes()
+    sub = Submission(date=1, name=None, source_key="x", interface="cli")
+    recs = [_record(pdf), _record(dll), _record(pdf)]  # the same pdf twice in one batch
+    store.save([IngestItem(sha256=r.sha256, submission=sub, record=r) for r in recs])
+    stats = store.type_stats()
+    assert stats["pdf"]["files"] == 1 and stats["pdf"]["bytes"] == len(pdf)
+    assert stats["pedll"] == {"files": 1, "bytes": len(dll), "mean_size": float(len(dll))}
+    # a reanalysis that changes the type moves the file between the rows
+    moved = FileRecord(recs[0].sha256, recs[0].md5, recs[0].sha1, recs[0].size,
+                       dict(recs[0].attributes, type_tag="text"), schema_version=recs[0].schema_version)
+    store.save([IngestItem(sha256=moved.sha256, submission=None, record=moved, replace_report=True)])
+    stats = store.type_stats()
+    assert "pdf" not in stats and stats["text"]["files"] == 1
+    store.replace_reports([FileRecord(moved.sha256, moved.md5, moved.sha1, moved.size,
+                                      dict(moved.attributes, type_tag="pdf"))])
+    assert store.type_stats()["pdf"]["files"] == 1 and "text" not in store.type_stats()
+
+
+def test_type_stats_backfill_matches_an_aggregate(store: Store) -> None:
+    import sqlalchemy as sa
+
+    from kinfile.storage import migrations, schema
+
+    sub = Submission(date=1, name=None, source_key="x", interface="cli")
+    for path in sorted(FOUNDATION.glob("*_")):
+        rec = _record(path.read_bytes())
+        store.save([IngestItem(sha256=rec.sha256, submission=sub, record=rec)])
+    before = store.type_stats()
+    with store.writing() as conn:
+        migrations._type_stats(conn)  # the 0007 backfill recomputes the summary from files
+        f = schema.files
+        agg = {r[0]: (r[1], r[2]) for r in conn.execute(
+            sa.select(f.c.type_tag, sa.func.count(), sa.func.sum(f.c.size)).group_by(f.c.type_tag))}
+    after = store.type_stats()
+    assert after == before
+    assert {k: (v["files"], v["bytes"]) for k, v in after.items()} == agg

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, Table, inspect, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, func, inspect, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
@@ -188,12 +188,27 @@ def _backfill_av_words(conn: Connection) -> None:
         last = rows[-1][0]
 
 
+def _type_stats(conn: Connection) -> None:
+    """0007: the per-type summary, backfilled from the stored files."""
+    schema.type_stats.create(conn, checkfirst=True)
+    conn.execute(schema.type_stats.delete())
+    f = schema.files
+    tag = func.coalesce(f.c.type_tag, "")
+    conn.execute(
+        schema.type_stats.insert().from_select(
+            ["type_tag", "files", "bytes"],
+            select(tag, func.count(), func.coalesce(func.sum(f.c.size), 0)).group_by(tag),
+        )
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
     ("0004_clusters", _clusters),
     ("0005_clues", _clues),
     ("0006_search_perf", _search_perf),
+    ("0007_type_stats", _type_stats),
 ]
 
 

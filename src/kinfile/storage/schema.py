@@ -285,3 +285,15 @@ file_av_words = Table(
     sqlite_with_rowid=False,
 )
 SIDE_TABLES.update({"name_trigrams": file_name_trigrams, "av_words": file_av_words})
+
+
+# A summary kept on every write (store._insert_file_rows, report replacement): files and bytes
+# per type tag, so per-type statistics are a lookup, not an aggregate over every file. A small
+# table of its own (on Citus: a reference or coordinator-local table, not distributed).
+type_stats = Table(
+    "type_stats",
+    metadata,
+    Column("type_tag", String(32), primary_key=True),
+    Column("files", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+)

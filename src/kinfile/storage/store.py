@@ -302,17 +302,7 @@ class Store:
             rows.append((row, side))
         if not rows:
             return set()
-        f = schema.files
-        statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
-        inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
-        side_rows: dict[str, list[dict[str, Any]]] = {}
-        for row, values in rows:
-            if row["sha256"] in inserted:
-                for name, found in values.items():
-                    side_rows.setdefault(name, []).extend(found)
-        for name, entries in side_rows.items():
-            insert_many(conn, schema.SIDE_TABLES[name], entries)
-        return inserted
+        return self._insert_file_rows(conn, rows)
 
     def _insert_submissions(self, conn: Connection, flat: list[IngestItem], new_items: set[int]) -> None:
         """Every submission of the batch; counters recomputed where the insert did not set them."""
@@ -390,18 +380,57 @@ class Store:
         """:meth:`insert_files` with the rows already built by :func:`file_row` (e.g. in workers)."""
         if not rows:
             return set()
-        f = schema.files
         with self.writing() as conn:
-            statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
-            inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
-            side: dict[str, list[dict[str, Any]]] = {}
-            for row, values in rows:
-                if row["sha256"] in inserted:
-                    for name, found in values.items():
-                        side.setdefault(name, []).extend(found)
-            for name, entries in side.items():
-                insert_many(conn, schema.SIDE_TABLES[name], entries)
+            return self._insert_file_rows(conn, rows)
+
+    def _insert_file_rows(self, conn: Connection, rows: Sequence[FileRow_]) -> set[str]:
+        """Insert-or-ignore ``files`` rows; side-table rows and type statistics of the new ones."""
+        f = schema.files
+        statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
+        inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
+        side: dict[str, list[dict[str, Any]]] = {}
+        per_type: dict[str, list[int]] = {}
+        done: set[str] = set()
+        for row, values in rows:
+            sha256 = row["sha256"]
+            if sha256 not in inserted or sha256 in done:
+                continue
+            done.add(sha256)
+            for name, found in values.items():
+                side.setdefault(name, []).extend(found)
+            counts = per_type.setdefault(row.get("type_tag") or "", [0, 0])
+            counts[0] += 1
+            counts[1] += int(row["size"])
+        for name, entries in side.items():
+            insert_many(conn, schema.SIDE_TABLES[name], entries)
+        self._bump_type_stats(conn, per_type)
         return inserted
+
+    def _bump_type_stats(self, conn: Connection, deltas: dict[str, list[int]]) -> None:
+        """Add ``[files, bytes]`` per type tag to the maintained ``type_stats`` summary."""
+        rows = [{"type_tag": k, "files": v[0], "bytes": v[1]} for k, v in sorted(deltas.items()) if any(v)]
+        if not rows:
+            return
+        t = schema.type_stats
+        insert = postgresql.insert(t) if self.dialect == "postgresql" else sqlite.insert(t)
+        statement = insert.on_conflict_do_update(
+            index_elements=[t.c.type_tag],
+            set_={"files": t.c.files + insert.excluded.files, "bytes": t.c.bytes + insert.excluded.bytes},
+        )
+        conn.execute(statement, rows)
+
+    def _type_changed(self, conn: Connection, old: str | None, new: str | None, size: int) -> None:
+        if (old or "") != (new or ""):
+            self._bump_type_stats(conn, {old or "": [-1, -size], new or "": [1, size]})
+
+    def type_stats(self) -> dict[str, dict[str, float]]:
+        """Files, bytes and mean size per type tag, from the summary kept on every write."""
+        t = schema.type_stats
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.type_tag, t.c.files, t.c.bytes).where(t.c.files > 0)).all()
+        return {
+            r.type_tag: {"files": r.files, "bytes": r.bytes, "mean_size": r.bytes / r.files} for r in rows
+        }
 
     def get_reports(self, sha256s: Sequence[str]) -> dict[str, StoredReport]:
         """Report, ``downloadable`` and schema version of the given stored files (one query)."""
@@ -450,9 +479,14 @@ class Store:
         if not new:
             # A replaced report keeps what kinfile did not compute this time (imported
             # attributes, engine results of other runs): engines/merge.py decides.
-            previous = conn.execute(
-                select(schema.files.c.report).where(schema.files.c.sha256 == rec.sha256)
-            ).scalar()
+            before = conn.execute(
+                select(schema.files.c.report, schema.files.c.type_tag).where(
+                    schema.files.c.sha256 == rec.sha256
+                )
+            ).first()
+            previous = before.report if before else None
+            if before is not None:
+                self._type_changed(conn, before.type_tag, attrs.get("type_tag"), rec.size)
             if previous:
                 attrs = carry_over(json.loads(previous), attrs)
                 values = _file_values(rec, attrs, now)
@@ -487,7 +521,11 @@ class Store:
         missing: list[FileRecord] = []
         with self.writing() as conn:
             shas = [rec.sha256 for rec in records]
-            stored = dict(conn.execute(select(f.c.sha256, f.c.report).where(f.c.sha256.in_(shas))).all())
+            found = conn.execute(
+                select(f.c.sha256, f.c.report, f.c.type_tag).where(f.c.sha256.in_(shas))
+            ).all()
+            stored = {r.sha256: r.report for r in found}
+            old_types = {r.sha256: r.type_tag for r in found}
             updates: list[dict[str, Any]] = []
             side: dict[str, list[dict[str, Any]]] = {}
             old_av: list[dict[str, str]] = []
@@ -499,6 +537,7 @@ class Store:
                 before = json.loads(previous)
                 attrs = carry_over(before, rec.attributes)
                 values = _file_values(rec, attrs, now)
+                self._type_changed(conn, old_types.get(rec.sha256), values.get("type_tag"), rec.size)
                 updates.append({"b_sha256": values.pop("sha256"), **values})
                 rows = searchable.side_rows(attrs, rec.sha256)
                 if before.get("last_analysis_results") == attrs.get("last_analysis_results"):
