@@ -113,8 +113,13 @@ def test_cli_engines_rescan_and_import(yara_settings: Settings, tmp_path: Path) 
     assert code == 1 and "2 report(s)" in out and "bad.jsonl:3: invalid JSON" in err
     code, out, _ = _cli(yara_settings, "rescan", "--all")
     assert "2 report-only skipped" in out
+    code, out, err = _cli(yara_settings, "rescan", "--query", "type:text")
+    assert code == 0, err
+    assert "rescanned 1 file(s)" in out  # the text file only, chosen by the search language
+    code, _, err = _cli(yara_settings, "rescan", "--query", "nosuchmodifier:1")
+    assert code == 2 and "InvalidArgumentError" in err
     with services.store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(schema.analyses)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(schema.analyses)).scalar() == 3
 
 
 def test_ingest_workers_run_the_engines(yara_settings: Settings, tmp_path: Path) -> None:

@@ -90,6 +90,16 @@ def show(ctx: click.Context, file_hash: str) -> None:
     )
 
 
+def chosen_files(services: Services, hashes: tuple[str, ...], query: str | None) -> list[str]:
+    """The sha256s named on the command line, then those a search QUERY matches (no repeats)."""
+    found = [services.resolve(h) for h in hashes]
+    if query:
+        from kinfile.search import iter_hits
+
+        found += [hit.sha256 for hit in iter_hits(services, query)]
+    return list(dict.fromkeys(found))
+
+
 @click.command()
 @click.argument("hashes", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every stored file, not only outdated reports.")
@@ -100,12 +110,8 @@ def reanalyse(ctx: click.Context, hashes: tuple[str, ...], everything: bool, que
     older than the current schema.
     """
     services = Services(settings_from(ctx))
-    if query:
-        from kinfile.search import iter_hits
-
-        targets = [services.resolve(h) for h in hashes] + [hit.sha256 for hit in iter_hits(services, query)]
-    elif hashes:
-        targets = [services.resolve(h) for h in hashes]
+    if query or hashes:
+        targets = chosen_files(services, hashes, query)
     else:
         targets = list(services.store.iter_sha256(None if everything else SCHEMA_VERSION))
     failed = 0

@@ -10,6 +10,7 @@ import click
 from tqdm import tqdm
 
 from kinfile.cli import settings_from
+from kinfile.cli.admin import chosen_files
 from kinfile.errors import KinfileError, NotFoundError
 from kinfile.importer import Importer, ImportSummary
 from kinfile.services import Services
@@ -20,21 +21,25 @@ MAX_LISTED_ERRORS = 50
 @click.command()
 @click.argument("hashes", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every stored file that has its bytes.")
+@click.option("--query", default=None, help="Every file a search QUERY matches (VT query language).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a TTY).")
 @click.pass_context
-def rescan(ctx: click.Context, hashes: tuple[str, ...], everything: bool, progress: bool | None) -> None:
-    """Run the detection engines again on stored files (given hashes, or --all).
+def rescan(
+    ctx: click.Context, hashes: tuple[str, ...], everything: bool, query: str | None, progress: bool | None
+) -> None:
+    """Run the detection engines again on stored files (given hashes, a --query, or --all).
 
     Each rescan is an analysis (/api/v3/analyses/{id}); last_analysis_results, _stats, _date,
     positives and popular_threat_classification follow it. Report-only files are skipped.
     """
-    if not hashes and not everything:
-        raise click.UsageError("give file hashes or --all")
+    if not hashes and not everything and not query:
+        raise click.UsageError("give file hashes, --query or --all")
     services = Services(settings_from(ctx))
     engines = [info for info in services.verdicts.infos() if info.available]
     if not engines:
         click.echo("warning: no detection engine available (see `kinfile engines`)", err=True)
-    targets = [services.resolve(h) for h in hashes] if hashes else list(services.store.iter_sha256())
+    chosen = hashes or query
+    targets = chosen_files(services, hashes, query) if chosen else list(services.store.iter_sha256())
     show = sys.stderr.isatty() if progress is None else progress
     done = skipped = failed = 0
     bar = tqdm(targets, unit="file", disable=not show, dynamic_ncols=True)
