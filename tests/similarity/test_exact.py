@@ -123,7 +123,8 @@ def test_tlsh_incremental_and_l_wraparound() -> None:
     pair = [("low", low), ("high", high)]
     small = TlshIndex()
     small.build(pair)
-    assert small.search(low, 60) == tlsh_index.brute_force(low, pair, 60) == {"low": 0, "high": tlsh.diff(low, high)}
+    expected = {"low": 0, "high": tlsh.diff(low, high)}
+    assert small.search(low, 60) == tlsh_index.brute_force(low, pair, 60) == expected
 
 
 def test_tlsh_similarity_score_mapping() -> None:

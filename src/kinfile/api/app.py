@@ -86,8 +86,8 @@ async def _send_error(send: Send, exc: KinfileError) -> None:
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    from kinfile.api.vt import search as vt_search
     from kinfile.api.vt import analyses, files, metadata, verdicts
+    from kinfile.api.vt import search as vt_search
 
     app = FastAPI(title="kinfile", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.settings = settings

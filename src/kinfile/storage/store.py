@@ -521,11 +521,11 @@ class Store:
         missing: list[FileRecord] = []
         with self.writing() as conn:
             shas = [rec.sha256 for rec in records]
-            found = conn.execute(
+            current = conn.execute(
                 select(f.c.sha256, f.c.report, f.c.type_tag).where(f.c.sha256.in_(shas))
             ).all()
-            stored = {r.sha256: r.report for r in found}
-            old_types = {r.sha256: r.type_tag for r in found}
+            stored = {r.sha256: r.report for r in current}
+            old_types = {r.sha256: r.type_tag for r in current}
             updates: list[dict[str, Any]] = []
             side: dict[str, list[dict[str, Any]]] = {}
             old_av: list[dict[str, str]] = []
