@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinfile.analysis.pipeline import analyse_bytes
+from kinfile.engines.base import empty_stats
 from kinfile.errors import BadRequestError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
 from kinfile.hashing.digests import is_hash
 from kinfile.ingest import build_items, limits_from
@@ -23,16 +24,6 @@ from kinfile.verdicts import Verdicts
 
 logger = logging.getLogger(__name__)
 
-EMPTY_STATS = {
-    "confirmed-timeout": 0,
-    "failure": 0,
-    "harmless": 0,
-    "malicious": 0,
-    "suspicious": 0,
-    "timeout": 0,
-    "type-unsupported": 0,
-    "undetected": 0,
-}
 INTERNAL_KEYS = ("analysis_seconds", "verdict_sources")
 SUBMISSION_KEYS = frozenset(
     {"first_submission_date", "last_submission_date", "times_submitted", "unique_sources", "meaningful_name"}
@@ -123,7 +114,7 @@ class Services:
         attrs["names"] = row.names + imported_names
         attrs["downloadable"] = bool(c.get("downloadable"))
         attrs.setdefault("last_analysis_results", {})
-        attrs.setdefault("last_analysis_stats", dict(EMPTY_STATS))
+        attrs.setdefault("last_analysis_stats", empty_stats())
         attrs.setdefault("reputation", 0)
         attrs.setdefault("total_votes", {"harmless": 0, "malicious": 0})
         return attrs
@@ -168,7 +159,7 @@ class Services:
         runs = self.verdicts.scan_tree(node)
         if runs:
             return runs[0].analysis()
-        return AnalysisRow(node.record.sha256, int(time.time()), "completed", dict(EMPTY_STATS), {})
+        return AnalysisRow(node.record.sha256, int(time.time()), "completed", empty_stats(), {})
 
     def get_analysis(self, ident: str) -> dict[str, Any]:
         sha256 = parse_analysis_id(ident)

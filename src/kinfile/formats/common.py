@@ -63,6 +63,7 @@ class Deadline:
 logger = logging.getLogger(__name__)
 
 NO_DEADLINE = Deadline(float("inf"))
+MAX_ANOMALIES = 256
 SMALL = 512  # below this a Counter beats numpy's set-up cost
 
 
@@ -122,6 +123,31 @@ def run_extractors(
         except Exception as exc:  # hostile input must never escape an analyser
             logger.debug("%s failed", extractor.__name__, exc_info=True)
             anomalies.append(f"{extractor.__name__} failed: {type(exc).__name__}: {exc}"[:200])
+
+
+def analyse_scanned(
+    data: bytes,
+    deadline: Deadline | None,
+    parse: Callable[[bytes, Deadline], Any],
+    extractors: Iterable[Callable[..., None]],
+    kind: str,
+    tag: str,
+) -> dict[str, Any]:
+    """The ``analyse`` of scanner-based analysers (PDF, RTF): parse once, run the extractors as
+    ``extractor(scan, report)``, collect ``scan.anomalies``. A parse failure is an anomaly."""
+    deadline = deadline or NO_DEADLINE
+    report: dict[str, Any] = {}
+    try:
+        scan = parse(bytes(data), deadline)
+    except AnalysisTimeout:
+        raise
+    except Exception as exc:  # hostile input must never escape
+        logger.debug("%s parse failed", kind, exc_info=True)
+        return {"anomalies": [f"{kind} parse failed: {type(exc).__name__}"], "children": [], "tags": [tag]}
+    run_extractors(extractors, scan, report, anomalies=scan.anomalies)
+    report.setdefault("children", [])
+    report["anomalies"] = list(dict.fromkeys(scan.anomalies))[:MAX_ANOMALIES]
+    return report
 
 
 def clean_text(value: Any, limit: int = 4096) -> str:

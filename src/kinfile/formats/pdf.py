@@ -13,7 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text, run_extractors
+from kinfile.formats.common import (
+    Child,
+    Deadline,
+    analyse_scanned,
+    clean_text,
+)
 from kinfile.formats.pdf_meta import encryption_description, info_metadata, merge_metadata, xmp_metadata
 from kinfile.formats.pdf_objects import OBJ_RE, WHITESPACE, PdfDocument, PdfObject, Ref, text_of
 from kinfile.formats.pdf_scan import (
@@ -306,16 +311,4 @@ EXTRACTORS = (extract_pdf_info, extract_exiftool, extract_children, extract_tags
 
 def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     """Analyse a PDF; never raises on hostile input (except :class:`AnalysisTimeout`)."""
-    deadline = deadline or NO_DEADLINE
-    report: dict[str, Any] = {}
-    try:
-        scan = parse(bytes(data), deadline)
-    except AnalysisTimeout:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hostile input must never escape
-        logger.debug("PDF parse failed", exc_info=True)
-        return {"anomalies": [f"PDF parse failed: {type(exc).__name__}"], "children": [], "tags": ["pdf"]}
-    run_extractors(EXTRACTORS, scan, report, anomalies=scan.anomalies)
-    report.setdefault("children", [])
-    report["anomalies"] = list(dict.fromkeys(scan.anomalies))[:MAX_LIST]
-    return report
+    return analyse_scanned(data, deadline, parse, EXTRACTORS, "PDF", "pdf")

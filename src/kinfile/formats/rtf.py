@@ -13,7 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinfile.formats.common import NO_DEADLINE, AnalysisTimeout, Child, Deadline, clean_text, run_extractors
+from kinfile.formats.common import (
+    Child,
+    Deadline,
+    analyse_scanned,
+    clean_text,
+)
 from kinfile.formats.rtf_info import decode_text, summary_info
 from kinfile.formats.rtf_objects import Ole1Object, group_end, parse_ole1, parse_package, read_objdata
 from kinfile.formats.rtf_tables import CHARACTER_SETS, codepage_name, language_name
@@ -276,16 +281,4 @@ EXTRACTORS = (extract_rtf_info, extract_exiftool, extract_children, extract_tags
 
 def analyse(data: bytes, deadline: Deadline | None = None) -> dict[str, Any]:
     """Analyse an RTF document; never raises on hostile input (except :class:`AnalysisTimeout`)."""
-    deadline = deadline or NO_DEADLINE
-    report: dict[str, Any] = {}
-    try:
-        scan = parse(bytes(data), deadline)
-    except AnalysisTimeout:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hostile input must never escape
-        logger.debug("RTF parse failed", exc_info=True)
-        return {"anomalies": [f"RTF parse failed: {type(exc).__name__}"], "children": [], "tags": ["rtf"]}
-    run_extractors(EXTRACTORS, scan, report, anomalies=scan.anomalies)
-    report.setdefault("children", [])
-    report["anomalies"] = list(dict.fromkeys(scan.anomalies))[:MAX_LIST]
-    return report
+    return analyse_scanned(data, deadline, parse, EXTRACTORS, "RTF", "rtf")
