@@ -23,6 +23,39 @@ PE32PLUS_MAGIC = 0x20B
 
 _OPT32 = struct.Struct("<HBBIIIIIIIIIHHHHHHIIIIHHIIIIII")
 _OPT64 = struct.Struct("<HBBIIIIIQIIHHHHHHIIIIHHQQQQII")
+# Optional-header fields in file order; PE32 has BaseOfData after BaseOfCode, PE32+ has not.
+_OPT64_FIELDS = [
+    "magic",
+    "lmajor",
+    "lminor",
+    "size_code",
+    "size_init",
+    "size_uninit",
+    "entry",
+    "base_code",
+    "image_base",
+    "section_alignment",
+    "file_alignment",
+    "os_major",
+    "os_minor",
+    "img_major",
+    "img_minor",
+    "sub_major",
+    "sub_minor",
+    "win32ver",
+    "size_image",
+    "size_headers",
+    "checksum",
+    "subsystem",
+    "dll_chars",
+    "stack_reserve",
+    "stack_commit",
+    "heap_reserve",
+    "heap_commit",
+    "loader_flags",
+    "nrva",
+]
+_OPT32_FIELDS = [*_OPT64_FIELDS[:8], "base_data", *_OPT64_FIELDS[8:]]
 _SECTION = struct.Struct("<8sIIIIIIHHI")
 _SCN_EXECUTE, _SCN_READ, _SCN_WRITE = 0x20000000, 0x40000000, 0x80000000
 
@@ -200,74 +233,13 @@ def parse_headers(data: bytes) -> PeHeaders:
     magic = struct.unpack_from("<H", data, opt_off)[0] if opt_off + 2 <= len(data) else 0
     if magic == PE32PLUS_MAGIC:
         v = _unpack_padded(_OPT64, data, opt_off)
-        names = [
-            "magic",
-            "lmajor",
-            "lminor",
-            "size_code",
-            "size_init",
-            "size_uninit",
-            "entry",
-            "base_code",
-            "image_base",
-            "section_alignment",
-            "file_alignment",
-            "os_major",
-            "os_minor",
-            "img_major",
-            "img_minor",
-            "sub_major",
-            "sub_minor",
-            "win32ver",
-            "size_image",
-            "size_headers",
-            "checksum",
-            "subsystem",
-            "dll_chars",
-            "stack_reserve",
-            "stack_commit",
-            "heap_reserve",
-            "heap_commit",
-            "loader_flags",
-            "nrva",
-        ]
+        names = _OPT64_FIELDS
         dd_off = opt_off + 112
     else:
         if magic != PE32_MAGIC:
             anomalies.append(f"unusual optional header magic 0x{magic:x}")
         v = _unpack_padded(_OPT32, data, opt_off)
-        names = [
-            "magic",
-            "lmajor",
-            "lminor",
-            "size_code",
-            "size_init",
-            "size_uninit",
-            "entry",
-            "base_code",
-            "base_data",
-            "image_base",
-            "section_alignment",
-            "file_alignment",
-            "os_major",
-            "os_minor",
-            "img_major",
-            "img_minor",
-            "sub_major",
-            "sub_minor",
-            "win32ver",
-            "size_image",
-            "size_headers",
-            "checksum",
-            "subsystem",
-            "dll_chars",
-            "stack_reserve",
-            "stack_commit",
-            "heap_reserve",
-            "heap_commit",
-            "loader_flags",
-            "nrva",
-        ]
+        names = _OPT32_FIELDS
         dd_off = opt_off + 96
     opt = dict(zip(names, v, strict=True))
     nrva = opt["nrva"]
