@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, inspect, select, tuple_, update
+from sqlalchemy import Column, Connection, Engine, Index, Table, func, inspect, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
@@ -26,6 +27,37 @@ def _initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _add_columns(conn: Connection, columns: Sequence[Column[Any]]) -> list[Column[Any]]:
+    """ALTER TABLE files ADD COLUMN for each column the table lacks; returns the added ones."""
+    existing = {c["name"] for c in inspect(conn).get_columns("files")}
+    added = [c for c in columns if c.name not in existing]
+    for column in added:
+        ddl_type = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE files ADD COLUMN {column.name} {ddl_type}")
+    return added
+
+
+def _create_indexes(conn: Connection, wanted: Sequence[Index]) -> None:
+    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
+    for index in wanted:
+        if index.name not in indexes:
+            index.create(conn)
+
+
+def _stored_reports(conn: Connection, *where: Any, batch: int = 500) -> Iterator[list[tuple[str, Any]]]:
+    """Stored reports ``(sha256, attributes)`` in sha256 order, a batch at a time (backfills)."""
+    f = schema.files
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(f.c.sha256, f.c.report).where(f.c.sha256 > last, *where).order_by(f.c.sha256).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield [(sha256, json.loads(report)) for sha256, report in rows]
+        last = rows[-1][0]
+
+
 def _search(conn: Connection) -> None:
     """Issue 4: search columns on ``files``, search side tables, order indexes; backfill them.
 
@@ -33,16 +65,9 @@ def _search(conn: Connection) -> None:
     current schema), so each step checks first. Reports already stored are re-read so that the
     new columns and side tables describe them too (the report JSON is the truth).
     """
-    existing = {c["name"] for c in inspect(conn).get_columns("files")}
-    added = [c for c in schema.SEARCH_COLUMNS if c.name not in existing]
-    for column in added:
-        ddl_type = column.type.compile(dialect=conn.dialect)
-        conn.exec_driver_sql(f"ALTER TABLE files ADD COLUMN {column.name} {ddl_type}")
+    added = _add_columns(conn, schema.SEARCH_COLUMNS)
     schema.metadata.create_all(conn, checkfirst=True)
-    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
-    for index in schema.SEARCH_INDEXES:
-        if index.name not in indexes:
-            index.create(conn)
+    _create_indexes(conn, schema.SEARCH_INDEXES)
     if added:
         _backfill(conn)
 
@@ -51,15 +76,8 @@ def _backfill(conn: Connection) -> None:
     f = schema.files
     names = [c.name for c in schema.SEARCH_COLUMNS]
     side = schema.SEARCH_SIDE_TABLES
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(f.c.sha256, f.c.report).where(f.c.sha256 > last).order_by(f.c.sha256).limit(500)
-        ).all()
-        if not rows:
-            return
-        for sha256, report in rows:
-            attrs = json.loads(report)
+    for rows in _stored_reports(conn):
+        for sha256, attrs in rows:
             columns = searchable.file_columns(attrs)
             conn.execute(update(f).where(f.c.sha256 == sha256).values({n: columns.get(n) for n in names}))
             for name, values in searchable.side_values(attrs).items():
@@ -67,22 +85,13 @@ def _backfill(conn: Connection) -> None:
                     conn.execute(
                         side[name].insert(), [{"value": v, "sha256": sha256} for v in sorted(values)]
                     )
-        last = rows[-1][0]
 
 
 def _clusters(conn: Connection) -> None:
     """Issue 7: threat family/category columns, the day index and the cluster cache; backfill."""
-    existing = {c["name"] for c in inspect(conn).get_columns("files")}
-    added = [c for c in schema.CLUSTER_COLUMNS if c.name not in existing]
-    for column in added:
-        conn.exec_driver_sql(
-            f"ALTER TABLE files ADD COLUMN {column.name} {column.type.compile(dialect=conn.dialect)}"
-        )
+    added = _add_columns(conn, schema.CLUSTER_COLUMNS)
     schema.metadata.create_all(conn, tables=[schema.vhash_cluster_days], checkfirst=True)
-    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
-    for index in schema.CLUSTER_INDEXES:
-        if index.name not in indexes:
-            index.create(conn)
+    _create_indexes(conn, schema.CLUSTER_INDEXES)
     if added:
         _backfill_clusters(conn)
 
@@ -90,20 +99,10 @@ def _clusters(conn: Connection) -> None:
 def _backfill_clusters(conn: Connection) -> None:
     f = schema.files
     names = [c.name for c in schema.CLUSTER_COLUMNS]
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(f.c.sha256, f.c.report)
-            .where(f.c.sha256 > last, f.c.report.contains("popular_threat_"))
-            .order_by(f.c.sha256)
-            .limit(500)
-        ).all()
-        if not rows:
-            return
-        for sha256, report in rows:
-            columns = searchable.file_columns(json.loads(report))
+    for rows in _stored_reports(conn, f.c.report.contains("popular_threat_")):
+        for sha256, attrs in rows:
+            columns = searchable.file_columns(attrs)
             conn.execute(update(f).where(f.c.sha256 == sha256).values({n: columns.get(n) for n in names}))
-        last = rows[-1][0]
 
 
 def _clues(conn: Connection) -> None:
@@ -116,30 +115,19 @@ def _clues(conn: Connection) -> None:
 
 
 def _backfill_clues(conn: Connection) -> None:
-    f = schema.files
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(f.c.sha256, f.c.report).where(f.c.sha256 > last).order_by(f.c.sha256).limit(500)
-        ).all()
-        if not rows:
-            return
-        for sha256, report in rows:
-            values = searchable.side_values(json.loads(report))
+    for rows in _stored_reports(conn):
+        for sha256, attrs in rows:
+            values = searchable.side_values(attrs)
             for name, table in schema.CLUE_SIDE_TABLES.items():
                 found = values.get(name)
                 if found:
                     conn.execute(table.insert(), [{"value": v, "sha256": sha256} for v in sorted(found)])
-        last = rows[-1][0]
 
 
 def _search_perf(conn: Connection) -> None:
     """Search/import performance: the ``(type_tag, size)`` covering index, name trigrams and the
     compact ``file_av_words`` (replacing 0002's ``file_av_labels``); both backfilled."""
-    indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
-    for index in schema.PERF_INDEXES:
-        if index.name not in indexes:
-            index.create(conn)
+    _create_indexes(conn, schema.PERF_INDEXES)
     tables = [schema.file_name_trigrams, schema.file_av_words]
     schema.metadata.create_all(conn, tables=tables, checkfirst=True)
     _backfill_name_trigrams(conn)
@@ -170,22 +158,11 @@ def _backfill_name_trigrams(conn: Connection, batch: int = 20_000) -> None:
 
 
 def _backfill_av_words(conn: Connection) -> None:
-    f = schema.files
     statement = _insert_ignore(conn, schema.file_av_words)
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(f.c.sha256, f.c.report)
-            .where(f.c.sha256 > last, f.c.report.contains('"last_analysis_results"'))
-            .order_by(f.c.sha256)
-            .limit(500)
-        ).all()
-        if not rows:
-            return
-        words = [w for sha256, report in rows for w in searchable.av_word_rows(json.loads(report), sha256)]
+    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
+        words = [w for sha256, attrs in rows for w in searchable.av_word_rows(attrs, sha256)]
         if words:
             conn.execute(statement, words)
-        last = rows[-1][0]
 
 
 def _type_stats(conn: Connection) -> None:
