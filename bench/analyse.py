@@ -32,7 +32,7 @@ def main() -> None:
     files = [p.read_bytes() for p in sorted(Path(args.folder).iterdir()) if p.is_file()]
     by_format: dict[str, list[bytes]] = defaultdict(list)
     for data in files:
-        fmt = identify(data, use_magika=False).get("format")
+        fmt = identify(data, magika="off").get("format")
         by_format[fmt or "generic"].append(data)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True

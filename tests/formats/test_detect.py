@@ -123,10 +123,10 @@ def test_empty_input() -> None:
 
 def test_text_named_by_extension_without_magika() -> None:
     plain = b"Set x = 1\r\nMsgBox x\r\n"
-    assert detect.identify(plain, "a.vbs", use_magika=False)["type_tag"] == "vbs"
-    assert detect.identify(plain, None, use_magika=False)["type_tag"] == "text"
-    assert detect.identify(b"#!/usr/bin/env python3\nprint(1)\n", use_magika=False)["type_tag"] == "python"
-    assert detect.identify(b"\xef\xbb\xbf<?xml version='1.0'?><a/>", use_magika=False)["type_tag"] == "xml"
+    assert detect.identify(plain, "a.vbs", magika="off")["type_tag"] == "vbs"
+    assert detect.identify(plain, None, magika="off")["type_tag"] == "text"
+    assert detect.identify(b"#!/usr/bin/env python3\nprint(1)\n", magika="off")["type_tag"] == "python"
+    assert detect.identify(b"\xef\xbb\xbf<?xml version='1.0'?><a/>", magika="off")["type_tag"] == "xml"
 
 
 def test_pdf_header_within_first_kib() -> None:
@@ -162,11 +162,11 @@ def test_works_after_fork() -> None:
 
 def test_speed_without_magika() -> None:
     samples = [_read(name) for name in sorted(EXPECTED)]
-    detect.identify(samples[0], use_magika=False)
+    detect.identify(samples[0], magika="off")
     started = time.perf_counter()
     for _ in range(5):
         for data in samples:
-            detect.identify(data, use_magika=False)
+            detect.identify(data, magika="off")
     per_file = (time.perf_counter() - started) / (5 * len(samples))
     assert per_file < 0.005  # ~0.15 ms measured; generous bound for a shared CI machine
 
@@ -181,7 +181,7 @@ HEADERS = [_read(name)[:4096] for name in sorted(EXPECTED)]
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_fuzz_random_bytes(data: bytes) -> None:
-    result = detect.identify(data, use_magika=False)
+    result = detect.identify(data, magika="off")
     assert isinstance(result["type_tag"], str) and isinstance(result["magic"], str)
     assert result["format"] in (*FORMATS, None)
 
@@ -191,7 +191,7 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 def test_fuzz_truncated_and_mutated_headers(header: bytes, cut: int, patch: bytes, at: int) -> None:
     data = header[:cut]
     data = data[:at] + patch + data[at + len(patch) :]
-    result = detect.identify(data, "x.bin", use_magika=False)
+    result = detect.identify(data, "x.bin", magika="off")
     assert result["format"] in (*FORMATS, None)
 
 
@@ -220,7 +220,7 @@ def test_corpus_kinds_map_to_formats() -> None:
     mismatches = []
     for record in records:
         data = (CORPUS / "files" / record["sha256"]).read_bytes()
-        result = detect.identify(data, record["name"], use_magika=False)
+        result = detect.identify(data, record["name"], magika="off")
         expected = KIND_FORMATS[record["kind"]]
         if record["kind"] == "other" and result["type_tag"] in OTHER_ZIP_CONTAINERS:
             expected = "archive"

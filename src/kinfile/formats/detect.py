@@ -450,19 +450,16 @@ def _attributes(row: FileType, sniff_tags: tuple[str, ...], description: str | N
 MAGIKA_MODES = ("all", "auto", "off")
 
 
-def identify(
-    data: bytes, name: str | None = None, *, use_magika: bool = True, magika: str = "all"
-) -> dict[str, Any]:
+def identify(data: bytes, name: str | None = None, *, magika: str = "all") -> dict[str, Any]:
     """VirusTotal type attributes for ``data`` plus ``format`` (the analyser key) and ``tags``.
 
     ``name`` (the submitted file name) only breaks ties for text files. ``magika`` says when the
     Magika model runs: ``all`` files, ``auto`` only files the structural checks cannot name
     (text, scripts, unknown data; the model costs ~4 ms of CPU per file), or ``off``.
-    ``use_magika=False`` is the same as ``magika="off"``. Never raises.
+    Never raises.
     """
-    mode = magika if use_magika else "off"
     try:
-        return _identify(bytes(data), name, mode)
+        return _identify(bytes(data), name, magika)
     except Exception as exc:  # last line of defence: identification never fails
         logger.warning("identify failed: %s", exc)
         return {"magic": "data", **_attributes(TYPES["unknown"], ())}
