@@ -271,7 +271,7 @@ class Store:
                 if item.sha256 in inserted and item.sha256 not in first_seen:
                     new_items.add(id(item))
                 elif item.replace_report:
-                    self._write_file(conn, item.record, True, item.submission)
+                    self._replace_file(conn, item.record)
                 first_seen.add(item.sha256)
             self._insert_submissions(conn, flat, new_items)
             self._insert_relations(conn, flat, now)
@@ -455,57 +455,30 @@ class Store:
                 for r in rows
             }
 
-    def _write_file(
-        self, conn: Connection, rec: FileRecord, replace_report: bool, sub: Submission | None
-    ) -> bool:
-        attrs = rec.attributes
+    def _replace_file(self, conn: Connection, rec: FileRecord) -> None:
+        """Replace the report of a stored file (reanalysis, a richer import) and its side rows.
+
+        The new report keeps what kinfile did not compute this time (imported attributes, engine
+        results of other runs): engines/merge.py decides.
+        """
+        f = schema.files
         now = int(time.time())
+        before = conn.execute(select(f.c.report, f.c.type_tag).where(f.c.sha256 == rec.sha256)).first()
+        if before is None:
+            return
+        previous = json.loads(before.report)
+        attrs = carry_over(previous, rec.attributes)
         values = _file_values(rec, attrs, now)
-        # A new file's counters follow from its first submission (written in this transaction).
-        first = {
-            "times_submitted": 1 if sub else 0,
-            "unique_sources": 1 if sub else 0,
-            "first_submission_date": sub.date if sub else None,
-            "last_submission_date": sub.date if sub else None,
-            "meaningful_name": sub.name if sub else None,
-        }
-        result = conn.execute(
-            self._insert_ignore(schema.files).values(**values, **first).returning(schema.files.c.sha256)
-        )
-        new = result.first() is not None
-        if not new and not replace_report:
-            return False
-        previous: str | None = None
-        if not new:
-            # A replaced report keeps what kinfile did not compute this time (imported
-            # attributes, engine results of other runs): engines/merge.py decides.
-            before = conn.execute(
-                select(schema.files.c.report, schema.files.c.type_tag).where(
-                    schema.files.c.sha256 == rec.sha256
-                )
-            ).first()
-            previous = before.report if before else None
-            if before is not None:
-                self._type_changed(conn, before.type_tag, attrs.get("type_tag"), rec.size)
-            if previous:
-                attrs = carry_over(json.loads(previous), attrs)
-                values = _file_values(rec, attrs, now)
-            keep = ("sha256",)
-            conn.execute(
-                update(schema.files)
-                .where(schema.files.c.sha256 == rec.sha256)
-                .values(**{k: v for k, v in values.items() if k not in keep})
-            )
+        self._type_changed(conn, before.type_tag, attrs.get("type_tag"), rec.size)
+        values.pop("sha256")
+        conn.execute(update(f).where(f.c.sha256 == rec.sha256).values(**values))
         rows = searchable.side_rows(attrs, rec.sha256)
-        old_av = searchable.av_word_rows(json.loads(previous), rec.sha256) if previous else []
-        _replace_av_words(conn, old_av, rows.pop("av_words"))
+        _replace_av_words(conn, searchable.av_word_rows(previous, rec.sha256), rows.pop("av_words"))
         for name, found in rows.items():
             table = schema.SIDE_TABLES[name]
-            if not new:
-                conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
+            conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
             if found:
                 conn.execute(table.insert(), found)
-        return new
 
     def replace_reports(self, records: Sequence[FileRecord]) -> None:
         """Replace the reports of stored files (imports enriching them) in ONE transaction.
