@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Index, Table, func, inspect, select, tuple_, update
+from sqlalchemy import Column, Connection, Engine, Index, Table, func, inspect, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
@@ -179,6 +179,16 @@ def _type_stats(conn: Connection) -> None:
     )
 
 
+def _content_pending(conn: Connection) -> None:
+    """0008: the queue of the content index, holding every stored file with bytes (backfill)."""
+    schema.content_pending.create(conn, checkfirst=True)
+    f = schema.files
+    statement = _insert_ignore(conn, schema.content_pending).from_select(
+        ["sha256", "queued"], select(f.c.sha256, literal(int(time.time()))).where(f.c.downloadable.is_(True))
+    )
+    conn.execute(statement)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -186,6 +196,7 @@ MIGRATIONS: list[Migration] = [
     ("0005_clues", _clues),
     ("0006_search_perf", _search_perf),
     ("0007_type_stats", _type_stats),
+    ("0008_content_pending", _content_pending),
 ]
 
 

@@ -297,3 +297,14 @@ type_stats = Table(
     Column("files", BigInteger, nullable=False),
     Column("bytes", BigInteger, nullable=False),
 )
+
+
+# Files whose bytes are stored but not yet in the content index (issue 5). Written in the same
+# transaction as the file; the indexer deletes a row once the file's segment is committed. Keyed
+# by sha256 like every per-file table (Citus: distributed by sha256).
+content_pending = Table(
+    "content_pending",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("queued", BigInteger, nullable=False),
+)

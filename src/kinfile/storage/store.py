@@ -273,11 +273,23 @@ class Store:
                 elif item.replace_report:
                     self._replace_file(conn, item.record)
                 first_seen.add(item.sha256)
+            self._queue_content(conn, flat, inserted, now)
             self._insert_submissions(conn, flat, new_items)
             self._insert_relations(conn, flat, now)
             for run in analyses:
                 self._insert_analysis(conn, run)
         return [id(item) in new_items for item in top]
+
+    def _queue_content(self, conn: Connection, flat: list[IngestItem], inserted: set[str], now: int) -> None:
+        """Queue new files whose bytes are stored for the content index (same transaction)."""
+        rows = [
+            {"sha256": sha256, "queued": now}
+            for sha256 in sorted(
+                {i.sha256 for i in flat if i.sha256 in inserted and i.record is not None and i.record.downloadable}
+            )
+        ]
+        if rows:
+            conn.execute(self._insert_ignore(schema.content_pending), rows)
 
     def _insert_new(self, conn: Connection, flat: list[IngestItem], now: int) -> set[str]:
         """Insert-or-ignore the files of a batch (first occurrence of each sha256)."""
@@ -463,9 +475,13 @@ class Store:
         """
         f = schema.files
         now = int(time.time())
-        before = conn.execute(select(f.c.report, f.c.type_tag).where(f.c.sha256 == rec.sha256)).first()
+        before = conn.execute(
+            select(f.c.report, f.c.type_tag, f.c.downloadable).where(f.c.sha256 == rec.sha256)
+        ).first()
         if before is None:
             return
+        if rec.downloadable and not before.downloadable:  # the bytes of a report-only file arrived
+            conn.execute(self._insert_ignore(schema.content_pending), [{"sha256": rec.sha256, "queued": now}])
         previous = json.loads(before.report)
         attrs = carry_over(previous, rec.attributes)
         values = _file_values(rec, attrs, now)

@@ -1,0 +1,1 @@
+"""The content (byte n-gram) index behind ``content:`` searches: see docs/content-index.md."""

@@ -1,0 +1,116 @@
+"""Trigrams of a byte string and the varint codec of posting lists (numpy, vectorised).
+
+A trigram is the 24-bit little-endian integer of three consecutive bytes:
+``gram(b"ABC") == 0x434241``. Reading every byte offset as an unaligned ``<u4`` and masking
+the top byte computes all of them in one pass.
+
+Posting lists are sorted document numbers stored as VLQ (LEB128) varints of the gaps: the first
+value is the document number, each next one ``doc[i] - doc[i-1] - 1`` (as in ursadb).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+U32 = npt.NDArray[np.uint32]
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+
+GRAM_SPACE = 1 << 24
+UNIQUE_BELOW = 1 << 16  # shorter inputs: np.unique; longer: a reusable 2^24 mark array
+_MASK = np.uint32(0xFFFFFF)
+
+
+def gram(three: bytes) -> int:
+    """The trigram number of exactly three bytes."""
+    return int.from_bytes(three, "little")
+
+
+def grams_of(data: bytes | memoryview) -> U32:
+    """Every trigram position of ``data`` (not deduplicated, in order)."""
+    n = len(data)
+    if n < 3:
+        return np.empty(0, dtype=np.uint32)
+    if n == 3:
+        return np.array([gram(bytes(data))], dtype=np.uint32)
+    words = np.ndarray(shape=(n - 3,), dtype="<u4", buffer=data, offset=0, strides=(1,))
+    out = np.empty(n - 2, dtype=np.uint32)
+    np.bitwise_and(words, _MASK, out=out[:-1])
+    out[-1] = gram(bytes(data[n - 3 :]))
+    return out
+
+
+class GramSets:
+    """Distinct sorted trigrams of documents; keeps one mark array for large inputs."""
+
+    def __init__(self) -> None:
+        self._mark: npt.NDArray[np.bool_] | None = None
+
+    def distinct(self, data: bytes | memoryview) -> U32:
+        every = grams_of(data)
+        if len(every) < UNIQUE_BELOW:
+            return np.unique(every)
+        if self._mark is None:
+            self._mark = np.zeros(GRAM_SPACE, dtype=np.bool_)
+        mark = self._mark
+        mark[every] = True
+        found = np.flatnonzero(mark).astype(np.uint32)
+        mark[found] = False
+        return found
+
+
+def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, npt.NDArray[np.int64]]:
+    """LEB128 bytes of non-negative ``values`` (< 2^35) and the byte length of each value."""
+    v = values.astype(np.uint64, copy=False)
+    lengths = np.ones(len(v), dtype=np.int64)
+    for k in (7, 14, 21, 28):
+        lengths += v >= (1 << k)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    out = np.empty(int(ends[-1]) if len(v) else 0, dtype=np.uint8)
+    for k in range(5):
+        sel = lengths > k
+        if not sel.any():
+            break
+        chunk = ((v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
+        chunk |= np.where(lengths[sel] > k + 1, 0x80, 0).astype(np.uint8)
+        out[starts[sel] + k] = chunk
+    return out, lengths
+
+
+def decode_varints(buf: bytes | memoryview | U8) -> npt.NDArray[np.int64]:
+    """The values of a LEB128 byte string (a truncated last value is dropped)."""
+    b = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
+    ends = np.flatnonzero(b < 0x80)
+    if len(ends) == 0:
+        return np.empty(0, dtype=np.int64)
+    b = b[: ends[-1] + 1]
+    starts = np.empty(len(ends), dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    if len(ends) == len(b):  # every value is one byte: the common case for dense lists
+        return b.astype(np.int64)
+    owner = np.repeat(np.arange(len(ends)), ends - starts + 1)
+    shift = (np.arange(len(b)) - starts[owner]) * 7
+    parts = (b & 0x7F).astype(np.int64) << shift
+    return np.add.reduceat(parts, starts)
+
+
+def encode_postings(docs: npt.NDArray[np.integer], group_starts: I64) -> tuple[U8, I64]:
+    """Varint gaps of sorted doc numbers grouped by gram; returns bytes and bytes per group."""
+    d = docs.astype(np.int64)
+    gaps = np.empty(len(d), dtype=np.int64)
+    if len(d):
+        gaps[0] = d[0]
+        gaps[1:] = d[1:] - d[:-1] - 1
+        gaps[group_starts] = d[group_starts]
+    data, lengths = encode_varints(gaps)
+    per_group = np.add.reduceat(lengths, group_starts) if len(d) else np.empty(0, dtype=np.int64)
+    return data, per_group
+
+
+def decode_postings(buf: bytes | memoryview | U8) -> npt.NDArray[np.int64]:
+    """Sorted doc numbers of one posting list."""
+    gaps = decode_varints(buf)
+    return np.cumsum(gaps + 1) - 1

@@ -1,0 +1,210 @@
+"""One immutable segment file of the content index: documents, gram directory, posting lists.
+
+Layout (little-endian)::
+
+    b"KFCONT01"  uint32 header length  header (JSON)  sections...
+
+The JSON header gives ``docs`` (count), ``grams`` (distinct trigrams), ``source_bytes`` (bytes
+indexed) and the ``[offset, length]`` of four sections:
+
+* ``docs``: 32 raw bytes (the sha256) per document; a document's number is its position;
+* ``keys``: the distinct trigrams in ascending order as varints of their gaps;
+* ``lengths``: per trigram, the byte length of its posting list (varint);
+* ``postings``: the posting lists one after the other (see :mod:`.grams`).
+
+A reader maps the file and decodes only the directory (``keys`` and ``lengths``) into memory.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from kinfile.contentindex.grams import (
+    I64,
+    U32,
+    decode_postings,
+    decode_varints,
+    encode_postings,
+    encode_varints,
+)
+
+MAGIC = b"KFCONT01"
+_HEAD = struct.Struct("<8sI")
+
+
+class SegmentError(Exception):
+    """A segment file that cannot be read (truncated, foreign or corrupt)."""
+
+
+def _build(keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Sorted ``gram << 32 | doc`` keys → (keys section, lengths section, postings section)."""
+    grams = (keys >> np.uint64(32)).astype(np.int64)
+    docs = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    if len(keys) == 0:
+        empty = np.empty(0, dtype=np.uint8)
+        return empty, empty, empty
+    first = np.empty(len(grams), dtype=bool)
+    first[0] = True
+    np.not_equal(grams[1:], grams[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    postings, per_gram = encode_postings(docs, starts)
+    distinct = grams[starts]
+    gaps = np.empty(len(distinct), dtype=np.int64)
+    gaps[0] = distinct[0]
+    gaps[1:] = distinct[1:] - distinct[:-1]
+    key_bytes, _ = encode_varints(gaps)
+    length_bytes, _ = encode_varints(per_gram)
+    return key_bytes, length_bytes, postings
+
+
+def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], source_bytes: int) -> None:
+    key_bytes, length_bytes, postings = _build(keys)
+    sections = [b"".join(doc_ids), key_bytes.tobytes(), length_bytes.tobytes(), postings.tobytes()]
+    names = ["docs", "keys", "lengths", "postings"]
+    header = {"docs": len(doc_ids), "grams": 0, "source_bytes": source_bytes, "sections": {}}
+    header["grams"] = int(len(decode_varints(key_bytes))) if len(key_bytes) else 0
+    # offsets depend on the header length: fix the header size by padding
+    body = 0
+    placed = {}
+    for name, blob in zip(names, sections, strict=True):
+        placed[name] = [body, len(blob)]
+        body += len(blob)
+    header["sections"] = placed
+    raw = json.dumps(header, sort_keys=True).encode()
+    base = _HEAD.size + len(raw) + 32
+    header["sections"] = {k: [v[0] + base, v[1]] for k, v in placed.items()}
+    raw = json.dumps(header, sort_keys=True).encode().ljust(len(raw) + 32)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(_HEAD.pack(MAGIC, len(raw)))
+        fh.write(raw)
+        for blob in sections:
+            fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_segment(path: Path, docs: Iterable[tuple[str, U32]], source_bytes: int) -> int:
+    """Write a segment of ``(sha256, distinct sorted trigrams)`` documents; returns its size."""
+    ids: list[bytes] = []
+    parts: list[npt.NDArray[np.uint64]] = []
+    for number, (sha256, grams) in enumerate(docs):
+        ids.append(bytes.fromhex(sha256))
+        parts.append((grams.astype(np.uint64) << np.uint64(32)) | np.uint64(number))
+    keys = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    keys.sort(kind="stable")
+    _write(path, ids, keys, source_bytes)
+    return path.stat().st_size
+
+
+class Segment:
+    """A mapped segment: look up posting lists by trigram."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except OSError as exc:
+            raise SegmentError(f"cannot open {path}: {exc}") from exc
+        if self._map is None or size < _HEAD.size:
+            raise SegmentError(f"{path} is not a content index segment")
+        magic, hlen = _HEAD.unpack_from(self._map, 0)
+        if magic != MAGIC or _HEAD.size + hlen > size:
+            raise SegmentError(f"{path} is not a content index segment")
+        try:
+            self.header = json.loads(bytes(self._map[_HEAD.size : _HEAD.size + hlen]))
+        except ValueError as exc:
+            raise SegmentError(f"{path}: bad header") from exc
+        self.n_docs = int(self.header["docs"])
+        self.source_bytes = int(self.header["source_bytes"])
+        view = memoryview(self._map)
+        sec = self.header["sections"]
+        self._docs = view[sec["docs"][0] : sec["docs"][0] + sec["docs"][1]]
+        self._postings = view[sec["postings"][0] : sec["postings"][0] + sec["postings"][1]]
+        keys = decode_varints(view[sec["keys"][0] : sec["keys"][0] + sec["keys"][1]])
+        self.keys = np.cumsum(keys).astype(np.uint32)
+        lengths = decode_varints(view[sec["lengths"][0] : sec["lengths"][0] + sec["lengths"][1]])
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        if len(self.keys) != len(lengths) or (len(lengths) and self.offsets[-1] != len(self._postings)):
+            raise SegmentError(f"{path}: directory and postings disagree")
+
+    @property
+    def file_bytes(self) -> int:
+        return len(self._map) if self._map is not None else 0
+
+    def _slot(self, g: int) -> int:
+        i = int(np.searchsorted(self.keys, g))
+        return i if i < len(self.keys) and int(self.keys[i]) == g else -1
+
+    def weight(self, g: int) -> int:
+        """Bytes of the posting list of ``g`` (0: absent); a cheap proxy for its length."""
+        i = self._slot(g)
+        return 0 if i < 0 else int(self.offsets[i + 1] - self.offsets[i])
+
+    def postings(self, g: int) -> I64:
+        i = self._slot(g)
+        if i < 0:
+            return np.empty(0, dtype=np.int64)
+        return decode_postings(self._postings[int(self.offsets[i]) : int(self.offsets[i + 1])])
+
+    def sha256(self, number: int) -> str:
+        return bytes(self._docs[number * 32 : number * 32 + 32]).hex()
+
+    def all_sha256(self) -> list[str]:
+        raw = bytes(self._docs)
+        return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
+
+    def all_keys(self) -> npt.NDArray[np.uint64]:
+        """Every ``gram << 32 | doc`` of the segment, sorted (for merging)."""
+        gaps = decode_varints(self._postings)
+        if len(gaps) == 0:
+            return np.empty(0, dtype=np.uint64)
+        value_ends = np.flatnonzero(np.frombuffer(self._postings, dtype=np.uint8) < 0x80)
+        first_value = np.searchsorted(value_ends, self.offsets[:-1])  # first value of each gram
+        counts = np.diff(np.append(first_value, len(gaps)))
+        running = np.cumsum(gaps + 1)
+        base = np.where(first_value > 0, running[np.maximum(first_value - 1, 0)], 0)
+        docs = running - np.repeat(base, counts) - 1
+        grams = np.repeat(self.keys.astype(np.uint64), counts)
+        return (grams << np.uint64(32)) | docs.astype(np.uint64)
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a view is still alive somewhere; the GC closes it later
+                pass
+
+
+def merge_segments(path: Path, parts: Sequence[tuple[Segment, npt.NDArray[np.bool_]]]) -> int:
+    """Write one segment holding the kept documents of ``parts`` (segment, keep-mask) in order."""
+    ids: list[bytes] = []
+    chunks: list[npt.NDArray[np.uint64]] = []
+    source = 0
+    for seg, keep in parts:
+        renumber = np.full(seg.n_docs, -1, dtype=np.int64)
+        kept = np.flatnonzero(keep)
+        renumber[kept] = np.arange(len(ids), len(ids) + len(kept))
+        ids.extend(bytes(seg._docs[i * 32 : i * 32 + 32]) for i in kept)
+        keys = seg.all_keys()
+        docs = renumber[(keys & np.uint64(0xFFFFFFFF)).astype(np.int64)]
+        live = docs >= 0
+        chunks.append((keys[live] & ~np.uint64(0xFFFFFFFF)) | docs[live].astype(np.uint64))
+        if seg.n_docs:
+            source += int(seg.source_bytes * len(kept) / seg.n_docs)
+    keys = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.uint64)
+    keys.sort(kind="stable")
+    _write(path, ids, keys, source)
+    return path.stat().st_size
