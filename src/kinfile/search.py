@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
+from kinfile import content_search
 from kinfile.errors import DeadlineExceededError, InvalidArgumentError, TooManyRequestsError
 from kinfile.query import compiler, parse
 from kinfile.query.ast import Term
@@ -279,6 +280,19 @@ def search(
         raise InvalidArgumentError("query is required")
     node = parse(query)
     fields = compiler.check(node)
+    if content_search.is_content_query(node):  # VTGrep: its own plan, order and cursor
+        deadline = QueryDeadline(float(setting(services, "search_timeout")), DeadlineExceededError)
+        max_rows = int(setting(services, "search_max_rows"))
+        found, next_cursor, meta = content_search.search(
+            services,
+            query,
+            node,
+            parse_limit(limit),
+            cursor,
+            deadline,
+            lambda now: _Env(services, now, deadline, max_rows),
+        )
+        return content_search.page_of(services, found, next_cursor, meta, with_files)
     column_name, descending = parse_order(order)
     size = parse_limit(limit)
     qhash = _query_hash(query, order or DEFAULT_ORDER)

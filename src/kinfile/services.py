@@ -8,15 +8,18 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from kinfile.analysis.pipeline import analyse_bytes
+from kinfile.content import ContentService
 from kinfile.engines.base import empty_stats
 from kinfile.errors import BadRequestError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
 from kinfile.hashing.digests import is_hash
 from kinfile.ingest import build_items, limits_from
 from kinfile.models import Submission
 from kinfile.settings import Settings
+from kinfile.storage import content_queue, deletion
 from kinfile.storage.blobs import BlobStore
 from kinfile.storage.store import AnalysisRow, FileRow, Store
 from kinfile.tokens import Signer, parse_analysis_id
@@ -74,6 +77,30 @@ class Services:
 
     def close(self) -> None:
         self.store.close()
+
+    @cached_property
+    def content(self) -> ContentService:
+        """The content (n-gram) index behind ``content:`` searches."""
+        return ContentService(self.settings, self.store, self.blobs)
+
+    def delete_files(self, file_hashes: list[str]) -> list[str]:
+        """Delete stored files, and their sub-files that nothing else holds; returns sha256s.
+
+        A sub-file goes with its container when every container it has is deleted and it was
+        never submitted on its own (all its submissions are extractions).
+        """
+        doomed = {self.resolve(h) for h in file_hashes}
+        depth = self.settings.max_child_depth
+        for sha256 in sorted(doomed):
+            for child in sorted(content_queue.descendants(self.store, sha256, depth)):
+                holders = content_queue.parents(self.store, [child]).get(child, set())
+                if holders <= doomed and content_queue.only_extracted(self.store, child):
+                    doomed.add(child)
+        deleted = deletion.delete_files(self.store, sorted(doomed))
+        self.content.delete(deleted)
+        for sha256 in deleted:
+            self.blobs.delete(sha256)
+        return deleted
 
     # -- files ---------------------------------------------------------------------------
     def resolve(self, file_hash: str) -> str:

@@ -90,6 +90,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between checks of the store for files new to the fuzzy-hash indexes.",
         float,
     ),
+    Setting("content_index", "", "Directory of the content (n-gram) index. Default: <home>/content."),
+    Setting(
+        "content_partitions",
+        4,
+        "Partitions of a new content index (fixed when the index is created; `kinfile index rebuild`).",
+        int,
+    ),
+    Setting(
+        "content_index_interval",
+        1.0,
+        "Seconds between the server's checks for files new to the content index (0 = never).",
+        float,
+    ),
+    Setting(
+        "content_max_candidates",
+        100_000,
+        "Most files a content: pattern's n-grams may leave to verify; more is an unselective query.",
+        int,
+    ),
+    Setting("content_batch_bytes", 64 * MB, "Bytes indexed into one new content-index segment.", int),
     Setting("clue_min_support", 10, "Fewest files of the month a mined clue rule must match.", int),
     Setting(
         "clue_mining_day",
@@ -136,6 +156,11 @@ class Settings:
     search_max_rows: int
     fuzzy_search_rate: int
     similarity_refresh: float
+    content_index: str
+    content_partitions: int
+    content_index_interval: float
+    content_max_candidates: int
+    content_batch_bytes: int
     clue_min_support: int
     clue_mining_day: int
 
@@ -231,6 +256,8 @@ def load_settings(
         resolved["db"] = f"sqlite:///{home / 'kinfile.db'}"
     if not resolved["blobs"]:
         resolved["blobs"] = f"file://{home / 'blobs'}"
+    if not resolved["content_index"]:
+        resolved["content_index"] = str(home / "content")
     if resolved["magika"] not in ("all", "auto", "off"):
         raise ConfigurationError(f"setting 'magika': {resolved['magika']!r} is not one of all, auto, off")
     if resolved["max_upload_size"] <= 0:

@@ -127,6 +127,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from kinfile.api.vt import clues as vt_clues  # issue 8 (before files: /files/{id}/clues)
 
     app.include_router(vt_clues.router, prefix="/api/v3")
+    from kinfile.api.vt import content as vt_content  # issue 5 (before search: /search/snippets)
+
+    app.include_router(vt_content.router, prefix="/api/v3")
     app.include_router(files.router, prefix="/api/v3")
     app.include_router(analyses.router, prefix="/api/v3")
     app.include_router(metadata.router, prefix="/api/v3")

@@ -89,5 +89,10 @@ def _register() -> None:
 
     main.add_command(clues.clues_command)
 
+    from kinfile.cli import content  # issue 5
+
+    main.add_command(content.index_command)
+    main.add_command(content.delete)
+
 
 _register()

@@ -80,6 +80,16 @@ def ingest(
         f"{summary.bytes / 1e6 / max(summary.seconds, 1e-9):.1f} MB/s): "
         f"{summary.new} new, {summary.duplicate} duplicate, {summary.failed} failed"
     )
+    if summary.new:  # make the new files' bytes searchable with content: right away
+        from kinfile.content import ContentService
+        from kinfile.storage.blobs import BlobStore
+        from kinfile.storage.store import Store
+
+        content = ContentService(settings, Store(settings.db), BlobStore(settings.blobs))
+        indexed = content.update()
+        click.echo(
+            f"content index: {indexed.documents} files, {indexed.bytes / 1e6:.1f} MB in {indexed.seconds:.1f} s"
+        )
     for path, reason in summary.failures[:MAX_LISTED_FAILURES]:
         click.echo(f"  failed: {path}: {reason}", err=True)
     if len(summary.failures) > MAX_LISTED_FAILURES:

@@ -17,6 +17,7 @@ A reader maps the file and decodes only the directory (``keys`` and ``lengths``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -44,7 +45,9 @@ class SegmentError(Exception):
     """A segment file that cannot be read (truncated, foreign or corrupt)."""
 
 
-def _build(keys: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+def _build(
+    keys: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """Sorted ``gram << 32 | doc`` keys → (keys section, lengths section, postings section)."""
     grams = (keys >> np.uint64(32)).astype(np.int64)
     docs = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
@@ -90,7 +93,7 @@ def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], s
             fh.write(blob)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def write_segment(path: Path, docs: Iterable[tuple[str, U32]], source_bytes: int) -> int:
@@ -182,10 +185,8 @@ class Segment:
 
     def close(self) -> None:
         if self._map is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a view is still alive; the GC closes it later
                 self._map.close()
-            except BufferError:  # a view is still alive somewhere; the GC closes it later
-                pass
 
 
 def merge_segments(path: Path, parts: Sequence[tuple[Segment, npt.NDArray[np.bool_]]]) -> int:

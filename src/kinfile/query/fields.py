@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from kinfile.errors import InvalidArgumentError
+from kinfile.errors import InvalidArgumentError, UnsupportedContentQueryError
 from kinfile.query.ast import Term
 from kinfile.query.values import (
     Bound,
@@ -629,6 +629,22 @@ ALIASES = {
 }
 FIELDS.update({alias: FIELDS[target] for alias, target in ALIASES.items()})
 BARE = BareField()
+
+
+@dataclass
+class ContentField(Field):
+    """``content:`` (VTGrep) is answered by the content index (kinfile.content_search), never
+    compiled to SQL: reaching here means it was OR-ed or negated."""
+
+    help: str = ""
+
+    def compile(self, term: Term, env: Env) -> Clause:
+        raise UnsupportedContentQueryError(
+            "content: can only be AND-ed with other terms, not OR-ed or negated", span=term.span
+        )
+
+
+FIELDS["content"] = ContentField(help="VTGrep: the file or a sub-file contains the bytes")
 
 
 def register(name: str, field: Field) -> None:

@@ -73,6 +73,18 @@ class BlobStore:
         self.fs.mv(tmp, target)
         return True
 
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob (its file was deleted). Returns False if it was not there."""
+        target = self.path(sha256)
+        try:
+            if self.local:
+                os.unlink(target)
+            else:
+                self.fs.rm(target)
+        except FileNotFoundError:
+            return False
+        return True
+
     def open(self, sha256: str) -> IO[bytes]:
         handle: Any = self.fs.open(self.path(sha256), "rb")
         return handle  # type: ignore[no-any-return]

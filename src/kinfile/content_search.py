@@ -1,0 +1,289 @@
+"""``content:`` searches (VTGrep): index candidates, exact verification, parents, snippets.
+
+Flow of a query: split the AND-ed terms into ``content:`` patterns and the few modifiers that may
+go with them; get each selective pattern's candidate documents from the n-gram index (plus the
+files still queued for it); lift documents to the files that contain them (a match in a sub-file
+reports every stored container too, with ``match_in_subfile``); filter with the other modifiers in
+SQL; then verify candidates in sha256 order against their bytes until a page is full. Results are
+exact: no candidate is reported unverified, and the index never drops a true match. The order is
+always sha256 (``order`` is ignored, as on VirusTotal); the cursor is the last sha256 verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from kinfile.errors import (
+    BadRequestError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    UnselectiveContentQueryError,
+    UnsupportedContentQueryError,
+)
+from kinfile.query import compiler
+from kinfile.query.ast import And, Node, Term, terms
+from kinfile.query.content import ContentPattern, hexdump_snippet, parse_content
+from kinfile.query.fields import ALIASES
+from kinfile.similarity import QueryDeadline
+from kinfile.storage import content_queue, schema
+
+if TYPE_CHECKING:
+    from kinfile.search import SearchPage
+    from kinfile.services import Services
+
+COMBINABLE = frozenset({"size", "type", "fs", "ls", "imphash", "positives", "tag", "submissions"})
+SNIPPET_CONTEXT = 32
+
+
+def is_content_query(node: Node) -> bool:
+    return any(t.modifier == "content" for t in terms(node))
+
+
+def split(node: Node, query: str) -> tuple[list[ContentPattern], list[Node]]:
+    """The content patterns and the other conjuncts; UnsupportedContentQueryError otherwise."""
+    conjuncts = list(node.children) if isinstance(node, And) else [node]
+    patterns: list[ContentPattern] = []
+    others: list[Node] = []
+    for part in conjuncts:
+        if isinstance(part, Term) and part.modifier == "content":
+            start, end = part.value_span
+            patterns.append(parse_content(query[start:end], start))
+            continue
+        for term in terms(part):
+            name = ALIASES.get(term.modifier or "", term.modifier)
+            if term.modifier == "content":
+                raise UnsupportedContentQueryError(
+                    "content: can only be AND-ed with other terms, not OR-ed or negated", span=term.span
+                )
+            if name not in COMBINABLE:
+                shown = f"{term.modifier}:" if term.modifier else f"the word {term.value!r}"
+                raise UnsupportedContentQueryError(
+                    f"{shown} cannot be combined with content:; allowed: " + ", ".join(sorted(COMBINABLE)),
+                    span=term.span,
+                )
+        others.append(part)
+    return patterns, others
+
+
+def _little_endian(g: int) -> int:
+    """The pattern planner numbers trigrams big-endian; the index reads them little-endian."""
+    return ((g & 0xFF) << 16) | (g & 0xFF00) | (g >> 16)
+
+
+def index_plan(pattern: ContentPattern) -> list[list[frozenset[int]]]:
+    return [[frozenset(_little_endian(g) for g in alt) for alt in req] for req in pattern.plan]
+
+
+@dataclass
+class Match:
+    doc: str
+    start: int
+    end: int
+
+
+class _Verifier:
+    """Finds patterns in stored bytes (mapped when local), memoised per (document, pattern)."""
+
+    def __init__(self, services: Services) -> None:
+        self.blobs = services.blobs
+        self.memo: dict[tuple[str, int], Match | None] = {}
+        self.bytes_read = 0
+
+    @contextmanager
+    def _data(self, sha256: str) -> Iterator[Any]:
+        path = self.blobs.local_path(sha256)
+        if path is None:
+            try:
+                yield self.blobs.read(sha256)
+            except (FileNotFoundError, OSError):
+                yield None
+            return
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError:
+            yield None
+            return
+        with fh:
+            try:
+                mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:  # empty file
+                yield b""
+                return
+            with mapped:
+                yield mapped
+
+    def find(self, doc: str, index: int, pattern: ContentPattern) -> Match | None:
+        key = (doc, index)
+        if key not in self.memo:
+            with self._data(doc) as data:
+                found = pattern.find(data) if data is not None else None
+                self.bytes_read += len(data) if data is not None else 0
+            self.memo[key] = Match(doc, *found) if found else None
+        return self.memo[key]
+
+
+def _candidates(
+    services: Services, patterns: list[ContentPattern], deadline: QueryDeadline
+) -> tuple[dict[int, set[str]], set[str]]:
+    """Candidate documents per selective pattern (index ∪ queue), and the queued documents."""
+    content = services.content
+    cap = services.settings.content_max_candidates
+    queued = set(content_queue.pending_sha256s(services.store, cap + 1))
+    per_pattern: dict[int, set[str]] = {}
+    for i, pattern in enumerate(patterns):
+        if not pattern.selective:
+            continue
+        deadline.check()
+        found = content.index.candidates(
+            index_plan(pattern), should_stop=lambda: deadline.remaining() <= 0
+        ).sha256s
+        deadline.check()
+        docs = found | queued
+        if len(docs) > cap:
+            raise UnselectiveContentQueryError(
+                f"content pattern {pattern.raw[:60]!r} leaves more than {cap} files to verify "
+                "(its n-grams are too common); add more bytes"
+            )
+        per_pattern[i] = docs
+    return per_pattern, queued
+
+
+def _result_candidates(
+    services: Services, per_pattern: dict[int, set[str]]
+) -> tuple[set[str], dict[str, set[str]]]:
+    """Files that may match (candidate documents and their containers), and for each such file
+    the candidate documents inside it."""
+    depth = services.settings.max_child_depth
+    inside: dict[str, set[str]] = {}
+    result: set[str] | None = None
+    for docs in per_pattern.values():
+        lifted: set[str] = set()
+        for doc, containers in content_queue.ancestors(services.store, docs, depth).items():
+            lifted.add(doc)
+            inside.setdefault(doc, set()).add(doc)
+            for parent in containers:
+                lifted.add(parent)
+                inside.setdefault(parent, set()).add(doc)
+        result = lifted if result is None else result & lifted
+    return result or set(), inside
+
+
+def search(
+    services: Services,
+    query: str,
+    node: Node,
+    limit: int,
+    cursor: str | None,
+    deadline: QueryDeadline,
+    env_factory: Callable[[int], Any],
+) -> tuple[list[tuple[str, dict[str, Any]]], str | None, dict[str, Any]]:
+    """One page: ``[(sha256, context_attributes)]``, the next cursor and meta."""
+    patterns, others = split(node, query)
+    if not any(p.selective for p in patterns):
+        reason = next((p.unselective_reason for p in patterns if p.unselective_reason), None)
+        raise UnselectiveContentQueryError(
+            f"content: the pattern is unselective: {reason or 'no run of 4 known bytes'}"
+        )
+    qhash = hashlib.sha256(("content\0" + query).encode()).hexdigest()[:16]
+    page = services.decode_cursor(cursor)
+    if cursor and (page.get("q") != qhash or not isinstance(page.get("s"), str)):
+        raise InvalidArgumentError("invalid cursor: it belongs to another query")
+    now = int(page.get("n") or time.time())
+    per_pattern, _queued = _candidates(services, patterns, deadline)
+    candidates, inside = _result_candidates(services, per_pattern)
+    f = schema.files
+    env = env_factory(now)
+    where = [env.sha256_in(candidates)]
+    if others:
+        where.append(compiler.compile_query(And(tuple(others)) if len(others) > 1 else others[0], env))
+    if cursor:
+        where.append(f.c.sha256 > page["s"])
+    from kinfile.search import _execute
+
+    rows = _execute(services, sa.select(f.c.sha256).where(*where).order_by(f.c.sha256), deadline)
+    ordered = [r[0] for r in rows]
+    verifier = _Verifier(services)
+    hits: list[tuple[str, dict[str, Any]]] = []
+    last: str | None = None
+    for sha256 in ordered:
+        if len(hits) >= limit or (hits and deadline.remaining() <= 0):
+            break
+        if deadline.remaining() <= 0:
+            raise DeadlineExceededError("the content search took longer than its deadline")
+        context = _verify(services, verifier, sha256, patterns, inside)
+        last = sha256
+        if context is not None:
+            hits.append((sha256, context))
+    more = last is not None and last != (ordered[-1] if ordered else None)
+    next_cursor = services.encode_cursor({"q": qhash, "s": last, "n": now}) if more else None
+    meta = {"candidates": len(ordered), "bytes_verified": verifier.bytes_read}
+    return hits, next_cursor, meta
+
+
+def _verify(
+    services: Services,
+    verifier: _Verifier,
+    sha256: str,
+    patterns: list[ContentPattern],
+    inside: dict[str, set[str]],
+) -> dict[str, Any] | None:
+    """Context attributes when every pattern matches the file or a sub-file of it; else None."""
+    first: Match | None = None
+    in_subfile = False
+    for i, pattern in enumerate(patterns):
+        if pattern.selective:
+            docs = inside.get(sha256, set())
+        else:  # not in the index plan: the file and everything inside it
+            docs = {sha256} | content_queue.descendants(
+                services.store, sha256, services.settings.max_child_depth
+            )
+        order = sorted(docs, key=lambda d: (d != sha256, d))
+        match = next((m for d in order if (m := verifier.find(d, i, pattern)) is not None), None)
+        if match is None:
+            return None
+        if first is None:
+            first = match
+        in_subfile = in_subfile or match.doc != sha256
+    assert first is not None
+    token = services.encode_cursor({"sn": first.doc, "o": first.start, "e": first.end})
+    return {"confidence": 1.0, "match_in_subfile": in_subfile, "snippet": token}
+
+
+def snippet(services: Services, token: str) -> list[str]:
+    """The hexdump chunks of a snippet id; ``BadRequestError("Invalid token")`` otherwise."""
+    try:
+        payload = services.decode_cursor(token)
+        doc, start, end = str(payload["sn"]), int(payload["o"]), int(payload["e"])
+    except (InvalidArgumentError, KeyError, TypeError, ValueError) as exc:
+        raise BadRequestError("Invalid token") from exc
+    low = max(0, start - SNIPPET_CONTEXT - 16)
+    try:
+        with services.blobs.open(doc) as fh:
+            fh.seek(low)
+            window = fh.read(end + SNIPPET_CONTEXT + 16 - low)
+    except (FileNotFoundError, OSError) as exc:
+        raise BadRequestError("Invalid token: the file is no longer stored") from exc
+    return [hexdump_snippet(window, start, end, low, SNIPPET_CONTEXT)]
+
+
+def page_of(
+    services: Services,
+    hits: list[tuple[str, dict[str, Any]]],
+    cursor: str | None,
+    meta: dict[str, Any],
+    with_files: bool,
+) -> SearchPage:
+    from kinfile.search import Hit, SearchPage, days_back
+
+    result = SearchPage([Hit(s, c) for s, c in hits], cursor, {"days_back": days_back(services), **meta})
+    if with_files:
+        result.files = services.store.get_files([s for s, _c in hits])
+    return result

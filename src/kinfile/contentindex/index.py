@@ -1,0 +1,375 @@
+"""The content index on disk: partitions of immutable segments, tombstones, background merges.
+
+Layout under the index root (``<data dir>/content`` by default)::
+
+    index.json          {"format": 1, "partitions": P}
+    lock                writers (add, delete, the swap of a merge) hold an flock on it
+    p00/manifest.json   {"next_seq": n, "segments": [...], "tombstones": {sha256: seq}}
+    p00/seg-000001.kfs  segment files (see :mod:`.segment`)
+
+A document (a stored file's bytes) lives in partition ``int(sha256[:8], 16) % P``; a partition
+is self-contained, so partitions can be served by different machines later. Readers never lock:
+a manifest is replaced atomically (write + rename) and segment files are immutable; a reader
+that finds a segment removed by a merge re-reads the manifest. A tombstone ``sha256 → seq``
+hides the document in every segment numbered ``≤ seq``; a document indexed again later lives in
+a newer segment and is visible.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kinfile.contentindex.grams import GramSets
+from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, write_segment
+
+FORMAT = 1
+Plan = Sequence[Sequence[frozenset[int]]]  # AND of requirements, each an OR of AND-ed trigram sets
+
+
+class IndexError_(Exception):
+    """The content index cannot be used (foreign format, unreadable manifest)."""
+
+
+@dataclass
+class Candidates:
+    sha256s: set[str]
+    segments: int
+    postings_read: int
+
+
+def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = json.load(fh)
+    except FileNotFoundError:
+        return dict(default)
+    except (OSError, ValueError) as exc:
+        raise IndexError_(f"cannot read {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise IndexError_(f"{path} is not a JSON object")
+    return value
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(value, fh, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"next_seq": 1, "segments": [], "tombstones": {}}
+
+
+class ContentIndex:
+    def __init__(self, root: str | Path, partitions: int = 4) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        meta_path = self.root / "index.json"
+        meta = _read_json(meta_path, {})
+        if not meta:
+            meta = {"format": FORMAT, "partitions": max(1, int(partitions))}
+            _write_json(meta_path, meta)
+        if meta.get("format") != FORMAT:
+            raise IndexError_(f"{self.root}: unknown content index format {meta.get('format')!r}")
+        self.partitions = int(meta["partitions"])
+        self._segments: dict[Path, Segment] = {}
+        self._manifests: dict[int, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
+        self._merge_lock = threading.Lock()
+
+    # -- layout -------------------------------------------------------------------------------
+    def partition_of(self, sha256: str) -> int:
+        return int(sha256[:8], 16) % self.partitions
+
+    def _dir(self, part: int) -> Path:
+        path = self.root / f"p{part:02d}"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def manifest(self, part: int) -> dict[str, Any]:
+        path = self._dir(part) / "manifest.json"
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            return _empty_manifest()
+        cached = self._manifests.get(part)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        value = _read_json(path, _empty_manifest())
+        self._manifests[part] = (stamp, value)
+        return value
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        with open(self.root / "lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _segment(self, part: int, name: str) -> Segment:
+        path = self._dir(part) / name
+        with self._cache_lock:
+            seg = self._segments.get(path)
+            if seg is None:
+                seg = Segment(path)
+                self._segments[path] = seg
+            return seg
+
+    def _forget(self, part: int, names: Iterable[str]) -> None:
+        with self._cache_lock:
+            for name in names:
+                seg = self._segments.pop(self._dir(part) / name, None)
+                if seg is not None:
+                    seg.close()
+
+    # -- writes -------------------------------------------------------------------------------
+    def add(self, docs: Iterable[tuple[str, bytes]]) -> tuple[int, int]:
+        """Index ``(sha256, bytes)`` documents: one new segment per partition touched.
+
+        Returns ``(documents, bytes)`` indexed. Searchable once this returns.
+        """
+        sets = GramSets()
+        per_part: dict[int, list[tuple[str, Any]]] = {}
+        sizes: dict[int, int] = {}
+        count = total = 0
+        for sha256, data in docs:
+            part = self.partition_of(sha256)
+            per_part.setdefault(part, []).append((sha256, sets.distinct(data)))
+            sizes[part] = sizes.get(part, 0) + len(data)
+            count += 1
+            total += len(data)
+        for part, items in sorted(per_part.items()):
+            self._commit_segment(part, items, sizes[part])
+        return count, total
+
+    def _commit_segment(self, part: int, items: list[tuple[str, Any]], source_bytes: int) -> None:
+        with self._writer():
+            manifest = dict(_read_json(self._dir(part) / "manifest.json", _empty_manifest()))
+            seq = int(manifest["next_seq"])
+            name = f"seg-{seq:08d}.kfs"
+            size = write_segment(self._dir(part) / name, items, source_bytes)
+            manifest["segments"] = [
+                *manifest["segments"],
+                {"seq": seq, "file": name, "docs": len(items), "source_bytes": source_bytes, "bytes": size},
+            ]
+            manifest["next_seq"] = seq + 1
+            _write_json(self._dir(part) / "manifest.json", manifest)
+
+    def delete(self, sha256s: Iterable[str]) -> int:
+        """Hide documents from every segment written so far. Returns how many were marked."""
+        by_part: dict[int, list[str]] = {}
+        for sha256 in sha256s:
+            by_part.setdefault(self.partition_of(sha256), []).append(sha256)
+        marked = 0
+        with self._writer():
+            for part, shas in by_part.items():
+                path = self._dir(part) / "manifest.json"
+                manifest = _read_json(path, _empty_manifest())
+                if not manifest["segments"]:
+                    continue
+                last = max(s["seq"] for s in manifest["segments"])
+                tomb = dict(manifest["tombstones"])
+                for sha256 in shas:
+                    tomb[sha256] = last
+                    marked += 1
+                manifest["tombstones"] = tomb
+                _write_json(path, manifest)
+        return marked
+
+    def clear(self) -> None:
+        """Drop every segment (a rebuild indexes the stored files again)."""
+        with self._writer():
+            for part in range(self.partitions):
+                path = self._dir(part) / "manifest.json"
+                manifest = _read_json(path, _empty_manifest())
+                old = [s["file"] for s in manifest["segments"]]
+                _write_json(path, {"next_seq": manifest["next_seq"], "segments": [], "tombstones": {}})
+                self._remove_files(part, old)
+
+    def _remove_files(self, part: int, names: Iterable[str]) -> None:
+        names = list(names)
+        self._forget(part, names)
+        for name in names:
+            (self._dir(part) / name).unlink(missing_ok=True)
+
+    # -- merges -------------------------------------------------------------------------------
+    def compact(self, full: bool = False, fan_in: int = 8) -> int:
+        """Merge segments; ``full`` merges each partition into one. Returns merges done.
+
+        Tiered otherwise: the smallest segments of a partition are merged once it holds more than
+        ``fan_in`` of them. Queries and ``add`` go on during a merge: only the final manifest swap
+        takes the writer lock.
+        """
+        if not self._merge_lock.acquire(blocking=False):
+            return 0
+        try:
+            done = 0
+            for part in range(self.partitions):
+                done += self._compact_partition(part, full, fan_in)
+            return done
+        finally:
+            self._merge_lock.release()
+
+    def _compact_partition(self, part: int, full: bool, fan_in: int) -> int:
+        path = self._dir(part) / "manifest.json"
+        manifest = _read_json(path, _empty_manifest())
+        segs = sorted(manifest["segments"], key=lambda s: s["seq"])
+        tomb = manifest["tombstones"]
+        if full:
+            chosen = segs if (len(segs) > 1 or (segs and tomb)) else []
+        elif len(segs) > fan_in:
+            smallest = sorted(segs, key=lambda s: s["source_bytes"])[: len(segs) - fan_in + 1]
+            chosen = sorted(smallest, key=lambda s: s["seq"])
+        else:
+            chosen = []
+        if not chosen:
+            return 0
+        parts: list[tuple[Segment, npt.NDArray[np.bool_]]] = []
+        seen: set[str] = set()
+        for entry in reversed(chosen):  # newest first: an older copy of a document is dropped
+            seg = self._segment(part, entry["file"])
+            shas = seg.all_sha256()
+            keep = np.array(
+                [not (s in seen or tomb.get(s, -1) >= entry["seq"]) for s in shas], dtype=np.bool_
+            )
+            seen.update(shas)
+            parts.append((seg, keep))
+        parts.reverse()
+        seq = max(s["seq"] for s in chosen)
+        name = f"seg-{seq:08d}-m{len(chosen)}-{os.getpid()}.kfs"
+        size = merge_segments(self._dir(part) / name, parts)
+        merged = Segment(self._dir(part) / name)
+        with self._writer():
+            current = _read_json(path, _empty_manifest())
+            names = {s["file"] for s in chosen}
+            if not names <= {s["file"] for s in current["segments"]}:  # someone else merged them
+                merged.close()
+                (self._dir(part) / name).unlink(missing_ok=True)
+                return 0
+            rest = [s for s in current["segments"] if s["file"] not in names]
+            entry = {
+                "seq": seq,
+                "file": name,
+                "docs": merged.n_docs,
+                "source_bytes": merged.source_bytes,
+                "bytes": size,
+            }
+            segments = sorted([*rest, entry], key=lambda s: s["seq"])
+            live: dict[str, int] = {}
+            for s in segments:  # tombstones still hiding something stay
+                if s["file"] == name:
+                    seg_shas = merged.all_sha256()
+                else:
+                    seg_shas = self._segment(part, s["file"]).all_sha256()
+                for sha in seg_shas:
+                    live[sha] = min(live.get(sha, s["seq"]), s["seq"])
+            tombstones = {k: v for k, v in current["tombstones"].items() if k in live and live[k] <= v}
+            _write_json(path, {**current, "segments": segments, "tombstones": tombstones})
+            merged.close()
+            self._remove_files(part, names)
+        return 1
+
+    # -- reads --------------------------------------------------------------------------------
+    def candidates(self, plan: Plan, should_stop: Callable[[], bool] | None = None) -> Candidates:
+        """Documents whose trigrams satisfy ``plan`` (a superset of the true matches)."""
+        found: set[str] = set()
+        segments = postings = 0
+        for part in range(self.partitions):
+            for _attempt in range(5):
+                try:
+                    s, p = self._candidates_in(part, plan, found)
+                    segments += s
+                    postings += p
+                    break
+                except (FileNotFoundError, SegmentError):
+                    self._manifests.pop(part, None)  # a merge replaced a segment: read again
+            if should_stop and should_stop():
+                break
+        return Candidates(found, segments, postings)
+
+    def _candidates_in(self, part: int, plan: Plan, found: set[str]) -> tuple[int, int]:
+        manifest = self.manifest(part)
+        tomb = manifest["tombstones"]
+        read = 0
+        for entry in manifest["segments"]:
+            seg = self._segment(part, entry["file"])
+            docs, n = _evaluate(seg, plan)
+            read += n
+            for number in docs.tolist():
+                sha = seg.sha256(number)
+                if tomb.get(sha, -1) < entry["seq"]:
+                    found.add(sha)
+        return len(manifest["segments"]), read
+
+    def status(self) -> dict[str, Any]:
+        parts = []
+        for part in range(self.partitions):
+            m = self.manifest(part)
+            parts.append(
+                {
+                    "partition": part,
+                    "segments": len(m["segments"]),
+                    "documents": sum(s["docs"] for s in m["segments"]),
+                    "indexed_bytes": sum(s["source_bytes"] for s in m["segments"]),
+                    "index_bytes": sum(s["bytes"] for s in m["segments"]),
+                    "tombstones": len(m["tombstones"]),
+                }
+            )
+        total = {
+            k: sum(p[k] for p in parts)
+            for k in ("segments", "documents", "indexed_bytes", "index_bytes", "tombstones")
+        }
+        ratio = total["index_bytes"] / total["indexed_bytes"] if total["indexed_bytes"] else 0.0
+        return {"root": str(self.root), "partitions": parts, **total, "size_ratio": round(ratio, 4)}
+
+
+def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
+    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read."""
+    if seg.n_docs == 0:
+        return np.empty(0, dtype=np.int64), 0
+    read = 0
+    # cheapest requirement first: the one whose best alternative has the lightest gram
+    ordered = sorted(
+        plan, key=lambda req: max((min((seg.weight(g) for g in alt), default=0) for alt in req), default=0)
+    )
+    result: npt.NDArray[np.int64] | None = None
+    for requirement in ordered:
+        union: npt.NDArray[np.int64] | None = None
+        for alt in requirement:
+            inter: npt.NDArray[np.int64] | None = None
+            for g in sorted(alt, key=seg.weight):
+                docs = seg.postings(g)
+                read += 1
+                inter = docs if inter is None else np.intersect1d(inter, docs, assume_unique=True)
+                if result is not None:
+                    inter = np.intersect1d(inter, result, assume_unique=True)
+                if len(inter) == 0:
+                    break
+            if inter is None:  # an alternative without trigrams restricts nothing
+                inter = np.arange(seg.n_docs, dtype=np.int64) if result is None else result
+            union = inter if union is None else np.union1d(union, inter)
+        if union is None:
+            continue
+        result = union
+        if len(result) == 0:
+            break
+    if result is None:
+        return np.arange(seg.n_docs, dtype=np.int64), read
+    return result, read
