@@ -6,8 +6,22 @@
   quotes, with ``\\"`` and ``\\\\`` as the only escapes: ``name:"my file.exe"``,
   ``ssdeep:"96:abc...:def... 70"``.
 
-A word ends at white space or a parenthesis outside quotes. Errors are
-:class:`~kinfile.errors.InvalidArgumentError` with the span of the offending text.
+A word ends at white space or a parenthesis outside quotes.
+
+Pattern modifiers (:data:`PATTERN_MODIFIERS`, i.e. ``content``) keep their value **raw**: the
+token's ``value`` is the exact source text (``value == text[value_span[0]:value_span[1]]``) and
+``quoted`` is false, because the pattern language (:mod:`kinfile.query.content`) has escapes of
+its own (``\\x00``, ``\\u00e9``...) that the generic unescaping would destroy. Such a value may be
+
+* a quoted string, ended by the first ``"`` not escaped by a backslash: ``content:"MZ\\x90"``;
+* a brace group, read up to the first ``}`` and so free to hold spaces and parentheses:
+  ``content:{4D 5A ?? 00 [1-100] (6d|6e)}``;
+
+either one directly followed by an offset suffix that belongs to the same token
+(``content:"MZ"@0``, ``content:{4D5A}@0x00-0x0A``: ``@`` and everything up to white space, a
+parenthesis or a quote), or an ordinary word (``content:hello``). Other modifiers are unchanged.
+
+Errors are :class:`~kinfile.errors.InvalidArgumentError` with the span of the offending text.
 """
 
 from __future__ import annotations
@@ -21,10 +35,14 @@ from kinfile.query.ast import Span
 OPERATORS = frozenset({"AND", "OR", "NOT"})
 MODIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 MAX_QUERY = 8192
+PATTERN_MODIFIERS = frozenset({"content"})
 
 
 @dataclass(frozen=True)
 class Token:
+    """One token. ``value_span`` covers the value's source text, quotes (and for pattern
+    modifiers braces and ``@`` suffix) included."""
+
     kind: str  # "(" ")" "AND" "OR" "NOT" "WORD"
     span: Span
     modifier: str | None = None
@@ -50,15 +68,38 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
     raise InvalidArgumentError(f"unterminated quoted string at {start}", span=(start, len(text)))
 
 
-def _word(text: str, start: int) -> Token:
-    i = start
+def _word_end(text: str, i: int) -> int:
     while i < len(text) and not text[i].isspace() and text[i] not in '()"':
         i += 1
+    return i
+
+
+def _pattern(text: str, start: int, modifier: str, value_start: int) -> Token | None:
+    """A quoted or braced pattern value kept raw, with its ``@`` offset suffix; None otherwise."""
+    opener = text[value_start : value_start + 1]
+    if opener == '"':
+        end = _quoted(text, value_start)[1]
+    elif opener == "{":
+        close = text.find("}", value_start + 1)
+        if close < 0:
+            raise InvalidArgumentError(f"unterminated '{{' at {value_start}", span=(value_start, len(text)))
+        end = close + 1
+    else:
+        return None
+    if text[end : end + 1] == "@":
+        end = _word_end(text, end + 1)
+    return Token("WORD", (start, end), modifier, text[value_start:end], False, (value_start, end))
+
+
+def _word(text: str, start: int) -> Token:
+    i = _word_end(text, start)
     head = text[start:i]
     colon = head.find(":")
     if colon > 0 and MODIFIER.fullmatch(head[:colon]):
         modifier = head[:colon].lower()
         value_start = start + colon + 1
+        if modifier in PATTERN_MODIFIERS and (token := _pattern(text, start, modifier, value_start)):
+            return token
         if i < len(text) and text[i] == '"' and value_start == i:
             value, end = _quoted(text, i)
             return Token("WORD", (start, end), modifier, value, True, (i, end))
