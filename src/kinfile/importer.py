@@ -13,7 +13,11 @@ A report creates a report-only file (``downloadable: false``) or enriches a stor
 imported attributes never replace what kinfile computed, their source is recorded in the
 ``imported`` map, and imported engine results merge with the local engines' (engines/merge.py).
 Malformed lines are reported with their line numbers and skipped; the rest still imports.
-Writes go in batches of :data:`BATCH` reports per transaction.
+Writes go in batches of :data:`BATCH` reports per transaction; while every report of a run is
+new (a first or bulk import), the batches grow to :data:`BULK_BATCH` (storage/bulk.py: the
+rows of a batch are expanded by the database from one JSON document per table, and larger
+batches fill the B-trees in key order). A batch is one transaction: after a crash each report
+is either fully searchable or absent.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from typing import Any
 from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
 from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
 from kinfile.models import SCHEMA_VERSION, FileRecord
-from kinfile.storage.store import FileRow_, Store, StoredReport, file_row
+from kinfile.storage.bulk import NewFile, new_file, write_new
+from kinfile.storage.store import Store, StoredReport, file_columns
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+BULK_BATCH = 10_000
 MAX_ERRORS = 1000
 IDENTITY = ("md5", "sha1", "sha256", "size")
 KINFILE_KEPT = frozenset({"last_modification_date"})  # of a stored file: kinfile's own clock
@@ -153,7 +159,7 @@ def merge_report(existing: StoredReport | None, rec: ImportedReport, source: str
 
 @dataclass
 class Prepared:
-    """A parsed report and, computed off the writer's path, the row it makes when new.
+    """A parsed report and, computed off the writer's path, the rows it makes when new.
 
     ``value`` is the JSON value it came from (re-parsed by the writer only to enrich a stored
     file), so that little has to cross from a worker process.
@@ -161,7 +167,7 @@ class Prepared:
 
     sha256: str
     value: Any
-    row: FileRow_
+    new: NewFile
 
     def report(self) -> ImportedReport:
         value = json.loads(self.value) if isinstance(self.value, str | bytes) else self.value
@@ -190,7 +196,7 @@ def prepare_values(values: list[tuple[int, Any]], source: str) -> list[tuple[int
                 (
                     number,
                     [
-                        Prepared(r.sha256, keep or _v3_value(r), file_row(merge_report(None, r, source), now))
+                        Prepared(r.sha256, keep or _v3_value(r), _new(merge_report(None, r, source), now))
                         for r in reports
                     ],
                 )
@@ -198,6 +204,10 @@ def prepare_values(values: list[tuple[int, Any]], source: str) -> list[tuple[int
         except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             out.append((number, str(exc) or type(exc).__name__))
     return out
+
+
+def _new(rec: FileRecord, now: int) -> NewFile:
+    return new_file(rec, file_columns(rec, now))
 
 
 def _v3_value(rec: ImportedReport) -> dict[str, Any]:
@@ -238,7 +248,7 @@ def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int,
 
 
 class Importer:
-    """Imports JSON lines into a store, :data:`BATCH` reports per transaction.
+    """Imports JSON lines into a store, :data:`BATCH` (up to :data:`BULK_BATCH`) reports per transaction.
 
     With ``jobs > 1`` worker processes parse the lines and compute the new reports (AVClass
     included); this process only merges with stored reports and writes.
@@ -248,6 +258,7 @@ class Importer:
         self.store = store
         self.source = source
         self.jobs = jobs
+        self.batch = BATCH
 
     def import_lines(
         self, lines: Iterable[str | bytes], where: str = "<input>", summary: ImportSummary | None = None
@@ -279,7 +290,7 @@ class Importer:
                 if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
                     self._flush(batch, summary)
                 batch[prepared.sha256] = prepared
-            if len(batch) >= BATCH:
+            if len(batch) >= self.batch:
                 self._flush(batch, summary)
         self._flush(batch, summary)
         summary.lines += last_line
@@ -309,7 +320,7 @@ class Importer:
             return
         existing = self.store.get_reports(list(batch))
         fresh = [p for sha, p in batch.items() if sha not in existing]
-        inserted = self.store.insert_rows([p.row for p in fresh])
+        inserted = write_new(self.store, [p.new for p in fresh])
         if len(inserted) < len(fresh):  # stored meanwhile by another writer: enrich those instead
             existing.update(self.store.get_reports([p.sha256 for p in fresh if p.sha256 not in inserted]))
         items = [
@@ -318,6 +329,8 @@ class Importer:
             if sha in existing
         ]
         self.store.replace_reports(items)  # one statement per table for the whole batch
+        # all new: a bulk import, where larger transactions write faster; else back to BATCH
+        self.batch = min(self.batch * 2, BULK_BATCH) if len(inserted) == len(batch) else BATCH
         summary.reports += len(batch)
         summary.created += len(inserted)
         summary.enriched += len(items)

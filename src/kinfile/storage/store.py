@@ -741,8 +741,12 @@ NO_SUBMISSIONS = {
 
 def file_row(rec: FileRecord, now: int) -> FileRow_:
     """The ``files`` row (no submissions) and side-table values of a new report-only file."""
-    side = searchable.side_rows(rec.attributes, rec.sha256)
-    return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}, side
+    return file_columns(rec, now), searchable.side_rows(rec.attributes, rec.sha256)
+
+
+def file_columns(rec: FileRecord, now: int) -> dict[str, Any]:
+    """The ``files`` row of a new report-only file (no submissions)."""
+    return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}
 
 
 def _replace_av_words(conn: Connection, old: list[dict[str, str]], new: list[dict[str, str]]) -> None:

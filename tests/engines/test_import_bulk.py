@@ -1,0 +1,165 @@
+"""import-vt's bulk write path (storage/bulk.py): the same rows as the store's, one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from kinfile.engines.vtreports import parse_record
+from kinfile.errors import KinfileError
+from kinfile.importer import Importer, merge_report
+from kinfile.storage import bulk, schema, searchable
+from kinfile.storage.store import Store, file_columns
+from tests.engines.helpers import VT_DIR
+
+AV_LINES = VT_DIR / "av_labels_500.jsonl"
+V3 = VT_DIR / "vt_v3_file_report_rtf.json"
+V2 = VT_DIR / "vt_v2_file_reports.jsonl"
+pytestmark = pytest.mark.skipif(not AV_LINES.is_file(), reason="../shared/vt not present")
+
+
+def _records(copies: int = 1) -> list[Any]:
+    """The shared AVClass lines (with fresh hashes per copy), the v2 reports and the v3 report."""
+    lines = []
+    for copy in range(copies):
+        for i, line in enumerate(AV_LINES.read_text().splitlines()):
+            seed = f"bulk{copy}:{i}".encode()
+            hashes = {
+                "md5": hashlib.md5(seed).hexdigest(),
+                "sha1": hashlib.sha1(seed).hexdigest(),
+                "sha256": hashlib.sha256(seed).hexdigest(),
+            }
+            lines.append(json.dumps({**json.loads(line), **hashes}))
+    lines += V2.read_text().splitlines() + [json.dumps(json.loads(V3.read_text())["data"])]
+    return [merge_report(None, r, "test") for line in lines for r in parse_record(json.loads(line))]
+
+
+def test_av_words_equal_the_searchable_extractor() -> None:
+    records = _records()
+    assert len(records) > 500
+    for rec in records:
+        assert bulk.av_words(rec.attributes) == searchable.extract_av_words(rec.attributes)
+    # engine names with one key ("Foo Bar", "foobar") and a report that reaches the value cap
+    clash = {"Foo Bar": {"result": "Trojan.Agent"}, "foobar": {"result": "Agent.X"}, "B": {"result": None}}
+    many = {f"Engine{i}": {"result": f"Trojan.Family{i}.Variant{i}.Generic"} for i in range(300)}
+    for results in (clash, many, {"x": "not a result"}):
+        attrs = {"last_analysis_results": results}
+        assert bulk.av_words(attrs) == searchable.extract_av_words(attrs)
+    assert bulk.av_words({"last_analysis_results": clash})["agent"] == ",foobar,"
+
+
+def _side_contents(store: Store, shas: list[str]) -> dict[str, set[tuple[Any, ...]]]:
+    out = {}
+    with store.engine.connect() as conn:
+        for name, table in schema.SIDE_TABLES.items():
+            rows = conn.execute(select(table).where(table.c.sha256.in_(shas))).all()
+            out[name] = {tuple(sorted(r._mapping.items())) for r in rows}
+    return out
+
+
+def test_bulk_rows_equal_the_store_rows(db_url: str) -> None:
+    """Every files column and side-table row as the store writes them (both backends)."""
+    records = _records()
+    now = int(time.time())
+    store = Store(db_url)
+    store.migrate()
+    new = [bulk.new_file(rec, file_columns(rec, now)) for rec in records]
+    assert bulk.write_new(store, new + new[:3]) == {rec.sha256 for rec in records}  # repeats: once
+    assert bulk.write_new(store, new[:5]) == set()  # stored already: nothing written
+    shas = [rec.sha256 for rec in records]
+    got = _side_contents(store, shas)
+    expected: dict[str, set[tuple[Any, ...]]] = {name: set() for name in schema.SIDE_TABLES}
+    for rec in records:
+        for name, rows in searchable.side_rows(rec.attributes, rec.sha256).items():
+            expected[name].update(tuple(sorted(row.items())) for row in rows)
+    assert got == expected
+    assert len(got["av_words"]) > 30_000 and got["have"]
+    f = schema.files
+    with store.engine.connect() as conn:
+        stored = {r.sha256: dict(r._mapping) for r in conn.execute(select(f).where(f.c.sha256.in_(shas)))}
+    for rec, item in zip(records, new, strict=True):
+        row = stored[rec.sha256]
+        assert {k: row[k] for k in item.row} == {**item.row, "downloadable": False}
+    assert sum(t["files"] for t in store.type_stats().values()) == len(records)
+    store.close()
+
+
+def test_a_failed_batch_leaves_nothing(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files rows and side rows of a batch commit together: a failure part-way rolls all back."""
+    records = _records()[:50]
+    store = Store(db_url)
+    store.migrate()
+    new = [bulk.new_file(rec, file_columns(rec, 0)) for rec in records]
+    real = bulk._expand
+    calls = []
+
+    def failing(conn: Any, table: str, words: bool, payload: str) -> None:
+        calls.append(table)
+        real(conn, table, words, payload)
+        if words:  # after the files rows and some side tables were inserted
+            raise KinfileError("disk full")
+
+    monkeypatch.setattr(bulk, "_expand", failing)
+    with pytest.raises(KinfileError):
+        bulk.write_new(store, new)
+    assert "file_av_words" in calls
+    assert store.count_files() == 0
+    assert _side_contents(store, [r.sha256 for r in records]) == {n: set() for n in schema.SIDE_TABLES}
+    monkeypatch.setattr(bulk, "_expand", real)
+    assert len(bulk.write_new(store, new)) == 50
+    store.close()
+
+
+def test_bulk_import_search_answers_equal_the_store_path(tmp_path: Any) -> None:
+    """A run of new reports grows its batches; engines:/<engine>:/p:/suggested_threat_label:
+    answer exactly as on the same reports written through the store's own insert path."""
+    from kinfile import search
+    from kinfile.services import Services
+    from kinfile.settings import load_settings
+
+    records = _records(copies=5)[:2400]
+    lines = [
+        json.dumps(
+            {
+                "md5": rec.md5,
+                "sha1": rec.sha1,
+                "sha256": rec.sha256,
+                "av_labels": [
+                    [engine, result["result"]]
+                    for engine, result in rec.attributes["last_analysis_results"].items()
+                    if isinstance(result.get("result"), str)
+                ],
+            }
+        )
+        for rec in records
+    ]
+    bulk_side = Services(load_settings({"home": str(tmp_path / "bulk")}, env={}))
+    importer = Importer(bulk_side.store, "test")
+    summary = importer.import_lines([*lines[:1200], "[1, 2", *lines[1200:]], "in")
+    assert (summary.created, summary.failed, summary.errors[0][1]) == (2400, 1, 1201)
+    assert importer.batch > 1000  # all new: the batches grew
+    store_side = Services(load_settings({"home": str(tmp_path / "store")}, env={}))
+    parsed = [merge_report(None, parse_record(json.loads(line))[0], "test") for line in lines]
+    store_side.store.insert_files(parsed)
+    label = bulk_side.file_attributes(bulk_side.get_file(records[0].sha256))["popular_threat_classification"]
+    family = label["popular_threat_name"][0]["value"]
+    queries = [
+        f"engines:{family}",
+        "engines:trojan p:10+",
+        f"microsoft:{family}",
+        "kaspersky:trojan",
+        "microsoft:nothing-like-this",
+        "p:20-",
+        f"suggested_threat_label:{label['suggested_threat_label']}",
+    ]
+    answered = 0
+    for query in queries:
+        hits = [h.sha256 for h in search.search(bulk_side, query, "positives-", 300).hits]
+        assert hits == [h.sha256 for h in search.search(store_side, query, "positives-", 300).hits], query
+        answered += bool(hits)
+    assert answered >= 5
