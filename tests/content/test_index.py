@@ -113,6 +113,8 @@ def test_candidates_never_miss_and_deletes_hide(tmp_path: Path) -> None:
 
 
 def test_merges_during_queries_change_no_answer(tmp_path: Path) -> None:
+    """Candidates are a superset of the true matches whatever the segments are while a merge
+    swaps them (which superset depends on the segments' list lengths, so only that is fixed)."""
     docs = _docs()
     index = ContentIndex(tmp_path / "ix", partitions=2)
     for i in range(0, len(docs), 8):  # many small segments
@@ -123,15 +125,17 @@ def test_merges_during_queries_change_no_answer(tmp_path: Path) -> None:
         _sha, data = rng.choice(docs)
         at = rng.randrange(0, max(1, len(data) - 10))
         literals.append(data[at : at + 10])
-    before = [index.candidates(_plan(lit)).sha256s for lit in literals]
+    truth = [_brute(docs, lit) for lit in literals]
     errors: list[BaseException] = []
     reader = ContentIndex(tmp_path / "ix")  # another process's view: its own caches
+    rounds = [0]
 
     def query() -> None:
         try:
             for _ in range(5):
-                for lit, expected in zip(literals, before, strict=True):
-                    assert reader.candidates(_plan(lit)).sha256s == expected
+                for lit, expected in zip(literals, truth, strict=True):
+                    assert expected <= reader.candidates(_plan(lit)).sha256s
+                rounds[0] += 1
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
@@ -140,6 +144,8 @@ def test_merges_during_queries_change_no_answer(tmp_path: Path) -> None:
     index.compact(fan_in=2)
     index.compact(full=True)
     thread.join()
-    assert not errors
+    assert not errors and rounds[0] == 5
     assert index.status()["segments"] == 2
-    assert [index.candidates(_plan(lit)).sha256s for lit in literals] == before
+    assert index.status()["documents"] == len(docs)
+    for lit, expected in zip(literals, truth, strict=True):
+        assert expected <= index.candidates(_plan(lit)).sha256s

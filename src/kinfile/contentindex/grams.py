@@ -19,6 +19,7 @@ I64 = npt.NDArray[np.int64]
 
 GRAM_SPACE = 1 << 24
 UNIQUE_BELOW = 1 << 16  # shorter inputs: np.unique; longer: a reusable 2^24 mark array
+SCAN_ABOVE = 1 << 18  # inputs this long set so many marks that one scan of the array is cheaper
 _MASK = np.uint32(0xFFFFFF)
 
 
@@ -55,27 +56,42 @@ class GramSets:
             self._mark = np.zeros(GRAM_SPACE, dtype=np.bool_)
         mark = self._mark
         mark[every] = True
-        found = np.flatnonzero(mark).astype(np.uint32)
+        if len(every) > SCAN_ABOVE:
+            found = np.flatnonzero(mark).astype(np.uint32)
+        else:  # few set bytes: find the non-zero 8-byte words first, then the bytes inside them
+            words = np.flatnonzero(mark.view(np.uint64))
+            rows, cols = np.nonzero(mark.reshape(-1, 8)[words])
+            found = (words[rows] * 8 + cols).astype(np.uint32)
         mark[found] = False
         return found
 
 
-def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, npt.NDArray[np.int64]]:
-    """LEB128 bytes of non-negative ``values`` (< 2^35) and the byte length of each value."""
-    v = values.astype(np.uint64, copy=False)
-    lengths = np.ones(len(v), dtype=np.int64)
-    for k in (7, 14, 21, 28):
-        lengths += v >= (1 << k)
-    ends = np.cumsum(lengths)
+def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, U8]:
+    """LEB128 bytes of non-negative ``values`` (< 2^35) and the byte length of each value.
+
+    Most values of posting lists take one or two bytes: each further byte is computed only for
+    the values that need it.
+    """
+    v = values if values.dtype in (np.uint32, np.uint64) else values.astype(np.uint64)
+    lengths = (v >= 0x80).view(np.uint8) + np.uint8(1)
+    wide = np.flatnonzero(lengths > 1)
+    for k in (14, 21, 28):
+        wide = wide[v[wide] >= (1 << k)]
+        lengths[wide] += 1
+    ends = np.cumsum(lengths, dtype=np.int64)
     starts = ends - lengths
     out = np.empty(int(ends[-1]) if len(v) else 0, dtype=np.uint8)
-    for k in range(5):
-        sel = lengths > k
-        if not sel.any():
+    low = (v & 0x7F).astype(np.uint8)
+    low[lengths > 1] |= 0x80
+    out[starts] = low
+    todo = np.flatnonzero(lengths > 1)
+    for k in range(1, 5):
+        if len(todo) == 0:
             break
-        chunk = ((v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
-        chunk |= np.where(lengths[sel] > k + 1, 0x80, 0).astype(np.uint8)
-        out[starts[sel] + k] = chunk
+        part = ((v[todo] >> (7 * k)) & 0x7F).astype(np.uint8)
+        part[lengths[todo] > k + 1] |= 0x80
+        out[starts[todo] + k] = part
+        todo = todo[lengths[todo] > k + 1]
     return out, lengths
 
 
@@ -99,15 +115,16 @@ def decode_varints(buf: bytes | memoryview | U8) -> npt.NDArray[np.int64]:
 
 def encode_postings(docs: npt.NDArray[np.integer], group_starts: I64) -> tuple[U8, I64]:
     """Varint gaps of sorted doc numbers grouped by gram; returns bytes and bytes per group."""
-    d = docs.astype(np.int64)
-    gaps = np.empty(len(d), dtype=np.int64)
-    if len(d):
-        gaps[0] = d[0]
-        gaps[1:] = d[1:] - d[:-1] - 1
-        gaps[group_starts] = d[group_starts]
+    if len(docs) == 0:
+        return np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64)
+    d = docs.astype(np.uint32, copy=False)
+    gaps = np.empty(len(d), dtype=np.uint32)
+    gaps[0] = d[0]
+    np.subtract(d[1:], d[:-1], out=gaps[1:])
+    gaps[1:] -= 1  # wraps at group starts, which are overwritten next
+    gaps[group_starts] = d[group_starts]
     data, lengths = encode_varints(gaps)
-    per_group = np.add.reduceat(lengths, group_starts) if len(d) else np.empty(0, dtype=np.int64)
-    return data, per_group
+    return data, np.add.reduceat(lengths, group_starts, dtype=np.int64)
 
 
 def decode_postings(buf: bytes | memoryview | U8) -> npt.NDArray[np.int64]:

@@ -34,6 +34,8 @@ from kinfile.contentindex.grams import GramSets
 from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, write_segment
 
 FORMAT = 1
+MAX_LISTS = 16  # posting lists read per alternative (the lightest ones)
+FEW_DOCS = 2  # candidates left at which an alternative stops reading lists
 Plan = Sequence[Sequence[frozenset[int]]]  # AND of requirements, each an OR of AND-ed trigram sets
 
 
@@ -341,29 +343,42 @@ class ContentIndex:
 
 
 def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
-    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read."""
+    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read.
+
+    Any subset of an alternative's trigrams is still a correct (looser) filter, so each
+    alternative reads at most :data:`MAX_LISTS` of its lightest posting lists, and stops early
+    once few documents are left.
+    """
     if seg.n_docs == 0:
         return np.empty(0, dtype=np.int64), 0
     read = 0
-    # cheapest requirement first: the one whose best alternative has the lightest gram
-    ordered = sorted(
-        plan, key=lambda req: max((min((seg.weight(g) for g in alt), default=0) for alt in req), default=0)
-    )
-    result: npt.NDArray[np.int64] | None = None
-    for requirement in ordered:
-        union: npt.NDArray[np.int64] | None = None
+    weighted = []
+    for requirement in plan:
+        alts = []
         for alt in requirement:
-            inter: npt.NDArray[np.int64] | None = None
-            for g in sorted(alt, key=seg.weight):
-                docs = seg.postings(g)
-                read += 1
-                inter = docs if inter is None else np.intersect1d(inter, docs, assume_unique=True)
-                if result is not None:
-                    inter = np.intersect1d(inter, result, assume_unique=True)
-                if len(inter) == 0:
-                    break
+            grams = np.fromiter(alt, dtype=np.int64, count=len(alt))
+            w = seg.weights(grams)
+            order = np.argsort(w, kind="stable")
+            alts.append((grams[order], w[order]))
+        cost = max((int(w[0]) if len(w) else 0 for _g, w in alts), default=0)
+        weighted.append((cost, alts))
+    weighted.sort(key=lambda item: item[0])
+    result: npt.NDArray[np.int64] | None = None
+    for _cost, alts in weighted:
+        union: npt.NDArray[np.int64] | None = None
+        for grams, w in alts:
+            inter: npt.NDArray[np.int64] | None = None if result is None else result
+            if len(grams) and w[0] == 0:
+                inter = np.empty(0, dtype=np.int64)  # a trigram no document has
+            else:
+                for g in grams[:MAX_LISTS].tolist():
+                    docs = seg.postings(g)
+                    read += 1
+                    inter = docs if inter is None else np.intersect1d(inter, docs, assume_unique=True)
+                    if len(inter) <= FEW_DOCS:
+                        break
             if inter is None:  # an alternative without trigrams restricts nothing
-                inter = np.arange(seg.n_docs, dtype=np.int64) if result is None else result
+                inter = np.arange(seg.n_docs, dtype=np.int64)
             union = inter if union is None else np.union1d(union, inter)
         if union is None:
             continue

@@ -49,20 +49,20 @@ def _build(
     keys: npt.NDArray[np.uint64],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """Sorted ``gram << 32 | doc`` keys → (keys section, lengths section, postings section)."""
-    grams = (keys >> np.uint64(32)).astype(np.int64)
-    docs = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
     if len(keys) == 0:
         empty = np.empty(0, dtype=np.uint8)
         return empty, empty, empty
+    pairs = keys.view(np.uint32).reshape(-1, 2)  # little-endian: [doc, gram]
+    docs, grams = pairs[:, 0], pairs[:, 1]
     first = np.empty(len(grams), dtype=bool)
     first[0] = True
     np.not_equal(grams[1:], grams[:-1], out=first[1:])
     starts = np.flatnonzero(first)
     postings, per_gram = encode_postings(docs, starts)
     distinct = grams[starts]
-    gaps = np.empty(len(distinct), dtype=np.int64)
+    gaps = np.empty(len(distinct), dtype=np.uint32)
     gaps[0] = distinct[0]
-    gaps[1:] = distinct[1:] - distinct[:-1]
+    np.subtract(distinct[1:], distinct[:-1], out=gaps[1:])
     key_bytes, _ = encode_varints(gaps)
     length_bytes, _ = encode_varints(per_gram)
     return key_bytes, length_bytes, postings
@@ -73,7 +73,7 @@ def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], s
     sections = [b"".join(doc_ids), key_bytes.tobytes(), length_bytes.tobytes(), postings.tobytes()]
     names = ["docs", "keys", "lengths", "postings"]
     header = {"docs": len(doc_ids), "grams": 0, "source_bytes": source_bytes, "sections": {}}
-    header["grams"] = int(len(decode_varints(key_bytes))) if len(key_bytes) else 0
+    header["grams"] = int(np.count_nonzero(key_bytes < 0x80))
     # offsets depend on the header length: fix the header size by padding
     body = 0
     placed = {}
@@ -97,14 +97,19 @@ def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], s
 
 
 def write_segment(path: Path, docs: Iterable[tuple[str, U32]], source_bytes: int) -> int:
-    """Write a segment of ``(sha256, distinct sorted trigrams)`` documents; returns its size."""
+    """Write a segment of ``(sha256, distinct trigrams)`` documents; returns its size."""
     ids: list[bytes] = []
-    parts: list[npt.NDArray[np.uint64]] = []
-    for number, (sha256, grams) in enumerate(docs):
+    grams: list[U32] = []
+    for sha256, found in docs:
         ids.append(bytes.fromhex(sha256))
-        parts.append((grams.astype(np.uint64) << np.uint64(32)) | np.uint64(number))
-    keys = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    keys.sort(kind="stable")
+        grams.append(found)
+    counts = np.fromiter((len(g) for g in grams), dtype=np.int64, count=len(grams))
+    keys = np.empty(int(counts.sum()), dtype=np.uint64)
+    pairs = keys.view(np.uint32).reshape(-1, 2)  # little-endian: [doc, gram]
+    if len(keys):
+        pairs[:, 1] = np.concatenate(grams)
+        pairs[:, 0] = np.repeat(np.arange(len(grams), dtype=np.uint32), counts)
+    keys.sort()
     _write(path, ids, keys, source_bytes)
     return path.stat().st_size
 
@@ -155,6 +160,14 @@ class Segment:
         """Bytes of the posting list of ``g`` (0: absent); a cheap proxy for its length."""
         i = self._slot(g)
         return 0 if i < 0 else int(self.offsets[i + 1] - self.offsets[i])
+
+    def weights(self, grams: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """:meth:`weight` of many trigrams at once."""
+        if len(self.keys) == 0:
+            return np.zeros(len(grams), dtype=np.int64)
+        slots = np.minimum(np.searchsorted(self.keys, grams), len(self.keys) - 1)
+        present = self.keys[slots] == grams
+        return np.where(present, self.offsets[slots + 1] - self.offsets[slots], 0)
 
     def postings(self, g: int) -> I64:
         i = self._slot(g)

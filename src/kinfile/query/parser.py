@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from kinfile.errors import InvalidArgumentError
 from kinfile.query.ast import And, Node, Not, Or, Term
-from kinfile.query.lexer import MODIFIER, OPERATORS, Token, tokenize
+from kinfile.query.lexer import MODIFIER, OPERATORS, PATTERN_MODIFIERS, Token, tokenize
 
 MAX_DEPTH = 64
 MAX_TERMS = 256
@@ -130,6 +130,8 @@ def quote(value: str) -> str:
 
 def _term(term: Term) -> str:
     value = term.value
+    if term.modifier in PATTERN_MODIFIERS and not term.quoted:
+        return f"{term.modifier}:{value}"  # a content: value is kept raw (quotes, braces, @offset)
     looks_like_modifier = term.modifier is None and ":" in value and MODIFIER.fullmatch(value.split(":")[0])
     text = quote(value) if term.quoted or _needs_quotes(value) or looks_like_modifier else value
     return f"{term.modifier}:{text}" if term.modifier else text
