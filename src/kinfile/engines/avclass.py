@@ -30,6 +30,7 @@ _SAMPLE_LOCK = threading.Lock()
 _LABELER: Any = None
 _SPLIT = re.compile("[^0-9a-zA-Z]")
 _TRAILING_DIGITS = re.compile(r"\d*$")
+HEX = frozenset("0123456789abcdef")
 
 
 def _make_labeler() -> Any:
@@ -44,7 +45,7 @@ def _make_labeler() -> Any:
             self._token_tags: dict[str, tuple[str, ...]] = {}
             self._expanded: dict[frozenset[str], set[str]] = {}
             self._prefixes: set[str] = set()
-            self._labels: dict[tuple[str, str, bool], tuple[str, frozenset[str], tuple[str, ...]]] = {}
+            self._labels: dict[tuple[str, str, bool], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
 
         def _label_tokens(self, label: str) -> tuple[str, ...]:
             found = self._tokens.get(label)
@@ -80,7 +81,8 @@ def _make_labeler() -> Any:
             a prefix, in which case the label is processed exactly as AVClass does.
             """
             hashes = [sample_info.md5, sample_info.sha1, sample_info.sha256]
-            self._prefixes = {h[:n] for h in hashes for n in range(1, len(h) + 1)} | {""}
+            self._prefixes = set()  # the hash prefixes, made when a label needs them
+            hex_hashes = all(HEX.issuperset(h) for h in hashes)
             duplicates: set[str] = set()
             av_dict: dict[str, list[str]] = {}
             for av_name, label in sample_info.labels:
@@ -101,7 +103,8 @@ def _make_labeler() -> Any:
                     tags: set[str] = set()
                     for token in tokens:
                         tags.update(self._tags_of_token(token))
-                    tagged = frozenset(t for t in tokens if self._tags_of_token(t))
+                    # tag-bearing tokens that could be hash prefixes (lower-case hex; "" has no tags)
+                    tagged = tuple(t for t in tokens if self._tags_of_token(t) and HEX.issuperset(t))
                     if len(self._labels) >= MAX_CACHED_LABELS:
                         self._labels.clear()
                     entry = self._labels[key] = (
@@ -110,7 +113,11 @@ def _make_labeler() -> Any:
                         tuple(self._expand(tags) if expand else tags),
                     )
                 stripped, tagged, expanded = entry
-                if not tagged.isdisjoint(self._prefixes):
+                if (
+                    not hex_hashes
+                    and any(self._tags_of_token(t) for t in self._label_tokens(stripped))
+                    or any(h.startswith(t) for t in tagged for h in hashes)
+                ):
                     exact = self.get_label_tags(stripped, hashes)
                     expanded = tuple(self._expand(exact) if expand else exact)
                 for tag in expanded:
@@ -121,6 +128,8 @@ def _make_labeler() -> Any:
             tags: set[str] = set()
             if not label:
                 return tags
+            if not self._prefixes:
+                self._prefixes = {h[:n] for h in hashes for n in range(1, len(h) + 1)} | {""}
             prefixes = self._prefixes
             for token in self._label_tokens(label):
                 if token in prefixes:
