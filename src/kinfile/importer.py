@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,47 +162,68 @@ class Prepared:
     """A parsed report and, computed off the writer's path, the rows it makes when new.
 
     ``value`` is the JSON value it came from (re-parsed by the writer only to enrich a stored
-    file), so that little has to cross from a worker process.
+    file), so that little has to cross from a worker process. ``new`` is ``None`` for a file
+    that was stored when the report was parsed (it will be enriched, not created).
     """
 
     sha256: str
     value: Any
-    new: NewFile
+    new: NewFile | None
 
     def report(self) -> ImportedReport:
         value = json.loads(self.value) if isinstance(self.value, str | bytes) else self.value
         return next(r for r in parse_record(value) if r.sha256 == self.sha256)
 
 
-def prepare_values(values: list[tuple[int, Any]], source: str) -> list[tuple[int, list[Prepared] | str]]:
-    """Parse and pre-merge JSON values: ``(line, prepared reports or error message)``."""
-    out: list[tuple[int, list[Prepared] | str]] = []
+def prepare_values(
+    values: list[tuple[int, Any]], source: str, known: Callable[[list[str]], Collection[str]] | None = None
+) -> list[tuple[int, list[Prepared] | str]]:
+    """Parse and pre-merge JSON values: ``(line, prepared reports or error message)``.
+
+    ``known`` tells which of the parsed sha256s are stored already: their new-file rows are not
+    computed (they are enriched; the writer computes the rows if one is gone by then).
+    """
+    parsed: list[tuple[int, Any, list[ImportedReport] | str]] = []
     for number, raw in values:
         value = raw
         if isinstance(raw, str | bytes):
             try:
                 value = json.loads(raw)
             except ValueError as exc:
-                out.append((number, f"invalid JSON: {exc}"))
+                parsed.append((number, raw, f"invalid JSON: {exc}"))
                 continue
         if isinstance(value, RecordError):
-            out.append((number, str(value)))
+            parsed.append((number, raw, str(value)))
             continue
         try:
-            reports = parse_record(value)
-            now = int(time.time())
-            keep = raw if len(reports) == 1 else None  # a {"data": [...]} document: per report
-            out.append(
-                (
-                    number,
-                    [
-                        Prepared(r.sha256, keep or _v3_value(r), _new(merge_report(None, r, source), now))
-                        for r in reports
-                    ],
+            parsed.append((number, raw, parse_record(value)))
+        except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+            parsed.append((number, raw, str(exc) or type(exc).__name__))
+    shas = [r.sha256 for _n, _raw, reports in parsed if not isinstance(reports, str) for r in reports]
+    stored: set[str] = set()
+    if known is not None:
+        for start in range(0, len(shas), BATCH):  # bounded IN lists
+            stored.update(known(shas[start : start + BATCH]))
+    now = int(time.time())
+    out: list[tuple[int, list[Prepared] | str]] = []
+    for number, raw, reports in parsed:
+        if isinstance(reports, str):
+            out.append((number, reports))
+            continue
+        keep = raw if len(reports) == 1 else None  # a {"data": [...]} document: per report
+        try:
+            prepared = [
+                Prepared(
+                    r.sha256,
+                    keep or _v3_value(r),
+                    None if r.sha256 in stored else _new(merge_report(None, r, source), now),
                 )
-            )
+                for r in reports
+            ]
         except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             out.append((number, str(exc) or type(exc).__name__))
+            continue
+        out.append((number, prepared))
     return out
 
 
@@ -229,8 +250,15 @@ def _v3_value(rec: ImportedReport) -> dict[str, Any]:
     return {"type": "file", "id": rec.sha256, "attributes": attrs}
 
 
-def _prepare_chunk(args: tuple[list[tuple[int, Any]], str]) -> list[tuple[int, list[Prepared] | str]]:
-    return prepare_values(*args)
+_STORES: dict[str, Store] = {}  # a worker process's read connections, per database
+
+
+def _prepare_chunk(args: tuple[list[tuple[int, Any]], str, str]) -> list[tuple[int, list[Prepared] | str]]:
+    chunk, source, url = args
+    store = _STORES.get(url)
+    if store is None:
+        store = _STORES[url] = Store(url)
+    return prepare_values(chunk, source, store.known)
 
 
 def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, Any]]]:
@@ -275,7 +303,7 @@ class Importer:
         stream = itertools.chain(head, iterator)
         if document:
             parsed: Iterable[tuple[int, list[Prepared] | str]] = prepare_values(
-                list(iter_values(stream)), self.source
+                list(iter_values(stream)), self.source, self.store.known
             )
         else:
             parsed = self._prepared(_chunks(stream, BATCH))
@@ -304,12 +332,12 @@ class Importer:
         second = next(chunks, None)
         if self.jobs <= 1 or second is None:  # small inputs are not worth starting processes
             for chunk in itertools.chain([first] if first else [], [second] if second else [], chunks):
-                yield from prepare_values(chunk, self.source)
+                yield from prepare_values(chunk, self.source, self.store.known)
             return
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
             for chunk in itertools.chain([first or [], second], chunks):
-                inflight.append(pool.submit(_prepare_chunk, (chunk, self.source)))
+                inflight.append(pool.submit(_prepare_chunk, (chunk, self.source, self.store.url)))
                 if len(inflight) >= self.jobs * 2:
                     yield from inflight.popleft().result()
             while inflight:
@@ -320,7 +348,9 @@ class Importer:
             return
         existing = self.store.get_reports(list(batch))
         fresh = [p for sha, p in batch.items() if sha not in existing]
-        inserted = write_new(self.store, [p.new for p in fresh])
+        now = int(time.time())
+        rows = [p.new or _new(merge_report(None, p.report(), self.source), now) for p in fresh]
+        inserted = write_new(self.store, rows)
         if len(inserted) < len(fresh):  # stored meanwhile by another writer: enrich those instead
             existing.update(self.store.get_reports([p.sha256 for p in fresh if p.sha256 not in inserted]))
         items = [

@@ -163,3 +163,36 @@ def test_bulk_import_search_answers_equal_the_store_path(tmp_path: Any) -> None:
         assert hits == [h.sha256 for h in search.search(store_side, query, "positives-", 300).hits], query
         answered += bool(hits)
     assert answered >= 5
+
+
+def test_rows_of_a_file_gone_since_parsing_are_made_by_the_writer(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files stored when parsed get no new-file rows; if one is gone at the write, the writer makes them."""
+    from kinfile.importer import prepare_values
+    from kinfile.services import Services
+
+    lines = AV_LINES.read_text().splitlines()[:40]
+    prepared = prepare_values(list(enumerate(lines, 1)), "test", lambda shas: set(shas[::2]))
+    news = [p.new for _n, found in prepared if not isinstance(found, str) for p in found]
+    assert news.count(None) == 20 and len(news) == 40
+    services = Services(settings)
+    monkeypatch.setattr(Store, "known", lambda self, shas: {s: 1 for s in shas})  # "all stored"
+    summary = Importer(services.store, "test").import_lines(lines, "in")
+    assert (summary.created, summary.enriched, summary.failed) == (40, 0, 0)
+    monkeypatch.undo()
+    other = Services(load_settings_for(settings, "other"))
+    Importer(other.store, "test").import_lines(lines, "in")
+    for line in lines[:5]:
+        sha = json.loads(line)["sha256"]
+        got = services.file_attributes(services.get_file(sha))
+        want = other.file_attributes(other.get_file(sha))
+        for attrs in (got, want):
+            attrs.pop("last_modification_date")
+        assert got == want
+
+
+def load_settings_for(settings: Any, name: str) -> Any:
+    from kinfile.settings import load_settings
+
+    return load_settings({"home": str(settings.home.parent / name)}, env={})
