@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from kinfile.contentindex.index import OVERLAP, chunk_window
 from kinfile.errors import (
     BadRequestError,
     DeadlineExceededError,
@@ -120,33 +121,48 @@ class _Verifier:
             with mapped:
                 yield mapped
 
-    def find(self, doc: str, index: int, pattern: ContentPattern) -> Match | None:
+    def find(self, doc: str, index: int, pattern: ContentPattern, chunks: set[int] | None) -> Match | None:
+        """The first match in ``doc`` (only inside the given chunks when not None)."""
         key = (doc, index)
         if key not in self.memo:
             with self._data(doc) as data:
-                found = pattern.find(data) if data is not None else None
-                self.bytes_read += len(data) if data is not None else 0
-            self.memo[key] = Match(doc, *found) if found else None
+                self.memo[key] = None if data is None else self._search(doc, data, pattern, chunks)
         return self.memo[key]
+
+    def _search(self, doc: str, data: Any, pattern: ContentPattern, chunks: set[int] | None) -> Match | None:
+        if chunks is None:
+            self.bytes_read += len(data)
+            found = pattern.find(data)
+            return Match(doc, *found) if found else None
+        for chunk in sorted(chunks):
+            start, end = chunk_window(chunk, len(data))
+            self.bytes_read += end - start
+            found = pattern.find(data, start, end)
+            if found:
+                return Match(doc, *found)
+        return None
 
 
 def _candidates(
     services: Services, patterns: list[ContentPattern], deadline: QueryDeadline
-) -> tuple[dict[int, set[str]], set[str]]:
-    """Candidate documents per selective pattern (index ∪ queue), and the queued documents."""
+) -> tuple[dict[int, dict[str, set[int] | None]], set[str]]:
+    """Candidate documents per selective pattern (index ∪ queue, with the chunks to verify:
+    None = the whole file), and the queued documents."""
     content = services.content
     cap = services.settings.content_max_candidates
     queued = set(content_queue.pending_sha256s(services.store, cap + 1))
-    per_pattern: dict[int, set[str]] = {}
+    per_pattern: dict[int, dict[str, set[int] | None]] = {}
     for i, pattern in enumerate(patterns):
         if not pattern.selective:
             continue
         deadline.check()
-        found = content.index.candidates(
-            index_plan(pattern), should_stop=lambda: deadline.remaining() <= 0
-        ).sha256s
+        docs = content.index.candidates(
+            index_plan(pattern),
+            per_file=pattern.max_length > OVERLAP,
+            should_stop=lambda: deadline.remaining() <= 0,
+        ).chunks
         deadline.check()
-        docs = found | queued
+        docs.update(dict.fromkeys(queued))  # not indexed yet: the whole file
         if len(docs) > cap:
             raise UnselectiveContentQueryError(
                 f"content pattern {pattern.raw[:60]!r} leaves more than {cap} files to verify "
@@ -157,7 +173,7 @@ def _candidates(
 
 
 def _result_candidates(
-    services: Services, per_pattern: dict[int, set[str]]
+    services: Services, per_pattern: dict[int, dict[str, set[int] | None]]
 ) -> tuple[set[str], dict[str, set[str]]]:
     """Files that may match (candidate documents and their containers), and for each such file
     the candidate documents inside it."""
@@ -218,7 +234,7 @@ def search(
             break
         if deadline.remaining() <= 0:
             raise DeadlineExceededError("the content search took longer than its deadline")
-        context = _verify(services, verifier, sha256, patterns, inside)
+        context = _verify(services, verifier, sha256, patterns, per_pattern, inside)
         last = sha256
         if context is not None:
             hits.append((sha256, context))
@@ -233,20 +249,22 @@ def _verify(
     verifier: _Verifier,
     sha256: str,
     patterns: list[ContentPattern],
+    per_pattern: dict[int, dict[str, set[int] | None]],
     inside: dict[str, set[str]],
 ) -> dict[str, Any] | None:
     """Context attributes when every pattern matches the file or a sub-file of it; else None."""
     first: Match | None = None
     in_subfile = False
     for i, pattern in enumerate(patterns):
+        chunks: dict[str, set[int] | None]
         if pattern.selective:
-            docs = inside.get(sha256, set())
-        else:  # not in the index plan: the file and everything inside it
-            docs = {sha256} | content_queue.descendants(
-                services.store, sha256, services.settings.max_child_depth
-            )
+            chunks = {d: per_pattern[i][d] for d in inside.get(sha256, ()) if d in per_pattern[i]}
+        else:  # not in the index plan: the file and everything inside it, whole
+            below = content_queue.descendants(services.store, sha256, services.settings.max_child_depth)
+            chunks = dict.fromkeys({sha256} | below)
+        docs = set(chunks)
         order = sorted(docs, key=lambda d: (d != sha256, d))
-        match = next((m for d in order if (m := verifier.find(d, i, pattern)) is not None), None)
+        match = next((m for d in order if (m := verifier.find(d, i, pattern, chunks[d])) is not None), None)
         if match is None:
             return None
         if first is None:

@@ -243,3 +243,27 @@ def test_deleting_a_file_removes_it_from_results(world: World, tmp_path: Path) -
     services.content.compact(full=True)
     assert hits(services, query) == {}
     assert services.content.status()["tombstones"] == 0
+
+
+def test_large_file_match_in_a_later_chunk_and_long_jumps(world: World, tmp_path: Path) -> None:
+    from kinfile.content_search import snippet
+
+    services = world.services
+    rng = random.Random(21)
+    data = bytearray(rng.randbytes(2_600_000))
+    data[1_500_000:1_500_020] = b"kinfile-chunk-test-1"
+    data[2_400_000:2_400_020] = b"kinfile-chunk-test-2"
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(data))
+    run_ingest(services.settings, [str(path)], jobs=1)
+    services.content.update()
+    found = hits(services, 'content:"kinfile-chunk-test-1"')
+    assert len(found) == 1
+    text = "\n".join(snippet(services, next(iter(found.values()))["snippet"]))
+    assert "0016E360: " in text and "\x1c" in text  # 1_500_000 = 0x16E360
+    # a 1 MB jump is longer than a chunk's overlap: planned per file, verified whole
+    assert (
+        len(hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [800000-1000000] 74 65 73 74 2d 32}"))
+        == 1
+    )
+    assert hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [1-3] 74 65 73 74 2d 32}") == {}

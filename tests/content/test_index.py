@@ -18,7 +18,7 @@ from kinfile.contentindex.grams import (
     encode_varints,
     gram,
 )
-from kinfile.contentindex.index import ContentIndex
+from kinfile.contentindex.index import CHUNK, ContentIndex, chunk_starts, chunk_window
 from kinfile.contentindex.segment import Segment, SegmentError, write_segment
 from tests.conftest import DATA
 
@@ -61,7 +61,7 @@ def test_distinct_trigrams_match_python_on_real_files() -> None:
 def test_segment_lists_exactly_the_documents_holding_a_trigram(tmp_path: Path) -> None:
     docs = _docs()
     sets = GramSets()
-    write_segment(tmp_path / "s.kfs", [(sha, sets.distinct(data)) for sha, data in docs], 0)
+    write_segment(tmp_path / "s.kfs", [(sha, 0, sets.distinct(data)) for sha, data in docs], 0)
     seg = Segment(tmp_path / "s.kfs")
     assert seg.n_docs == len(docs)
     rng = random.Random(1)
@@ -149,3 +149,25 @@ def test_merges_during_queries_change_no_answer(tmp_path: Path) -> None:
     assert index.status()["documents"] == len(docs)
     for lit, expected in zip(literals, truth, strict=True):
         assert expected <= index.candidates(_plan(lit)).sha256s
+
+
+def test_large_files_are_chunked_and_matches_across_chunk_edges_are_kept(tmp_path: Path) -> None:
+    """A 3 MB file is three chunks; a literal straddling the 1 MiB edge or lying in the overlap
+    is found in a chunk holding all of it, and only that chunk is a candidate."""
+    rng = random.Random(9)
+    big = bytearray(rng.randbytes(3 * CHUNK))
+    edge = b"kinfile-straddles-the-edge"
+    at = CHUNK - len(edge) // 2
+    big[at : at + len(edge)] = edge
+    tail = b"kinfile-near-the-end!"
+    big[-40 : -40 + len(tail)] = tail
+    sha = hashlib.sha256(big).hexdigest()
+    index = ContentIndex(tmp_path / "ix", partitions=1)
+    index.add([(sha, bytes(big))])
+    assert index.status()["chunks"] == len(chunk_starts(len(big))) == 3
+    edge_chunks = index.candidates(_plan(edge)).chunks[sha]
+    assert edge_chunks is not None and 0 in edge_chunks
+    start, end = chunk_window(0, len(big))
+    assert start <= at and at + len(edge) <= end
+    assert index.candidates(_plan(tail)).chunks[sha] == {2}
+    assert index.candidates(_plan(edge), per_file=True).chunks == {sha: None}

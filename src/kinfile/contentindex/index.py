@@ -7,7 +7,13 @@ Layout under the index root (``<data dir>/content`` by default)::
     p00/manifest.json   {"next_seq": n, "segments": [...], "tombstones": {sha256: seq}}
     p00/seg-000001.kfs  segment files (see :mod:`.segment`)
 
-A document (a stored file's bytes) lives in partition ``int(sha256[:8], 16) % P``; a partition
+A file's bytes are indexed as documents of at most :data:`CHUNK` + :data:`OVERLAP` bytes (chunk
+``k`` covers ``[k·CHUNK, (k+1)·CHUNK + OVERLAP)``), so a large file is not a candidate for every
+pattern (a 50 MB binary holds most of the 2^24 trigrams) and only the candidate chunks are
+verified. A match no longer than ``OVERLAP`` lies inside one chunk with every trigram of the plan;
+longer patterns are planned per file (the union of its chunks).
+
+A file lives in partition ``int(sha256[:8], 16) % P``; a partition
 is self-contained, so partitions can be served by different machines later. Readers never lock:
 a manifest is replaced atomically (write + rename) and segment files are immutable; a reader
 that finds a segment removed by a merge re-reads the manifest. A tombstone ``sha256 → seq``
@@ -33,7 +39,9 @@ import numpy.typing as npt
 from kinfile.contentindex.grams import GramSets
 from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, write_segment
 
-FORMAT = 1
+FORMAT = 2
+CHUNK = 1 << 20
+OVERLAP = 8 << 10
 MAX_LISTS = 16  # posting lists read per alternative (the lightest ones)
 FEW_DOCS = 2  # candidates left at which an alternative stops reading lists
 Plan = Sequence[Sequence[frozenset[int]]]  # AND of requirements, each an OR of AND-ed trigram sets
@@ -45,9 +53,27 @@ class IndexError_(Exception):
 
 @dataclass
 class Candidates:
-    sha256s: set[str]
+    """Candidate files; ``chunks[sha256]`` is the set of chunk numbers that may hold a match, or
+    None when the whole file must be verified (planned per file)."""
+
+    chunks: dict[str, set[int] | None]
     segments: int
     postings_read: int
+
+    @property
+    def sha256s(self) -> set[str]:
+        return set(self.chunks)
+
+
+def chunk_starts(size: int) -> range:
+    """Start offsets of the chunks of a file of ``size`` bytes (one chunk at least)."""
+    return range(0, max(1, size - OVERLAP), CHUNK)
+
+
+def chunk_window(chunk: int, size: int) -> tuple[int, int]:
+    """``[start, end)`` of a chunk: where a match inside it must lie."""
+    start = chunk * CHUNK
+    return start, min(size, start + CHUNK + OVERLAP)
 
 
 def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
@@ -148,12 +174,15 @@ class ContentIndex:
         Returns ``(documents, bytes)`` indexed. Searchable once this returns.
         """
         sets = GramSets()
-        per_part: dict[int, list[tuple[str, Any]]] = {}
+        per_part: dict[int, list[tuple[str, int, Any]]] = {}
         sizes: dict[int, int] = {}
         count = total = 0
         for sha256, data in docs:
             part = self.partition_of(sha256)
-            per_part.setdefault(part, []).append((sha256, sets.distinct(data)))
+            view = memoryview(data)
+            for number, start in enumerate(chunk_starts(len(data))):
+                piece = view[start : start + CHUNK + OVERLAP]
+                per_part.setdefault(part, []).append((sha256, number, sets.distinct(piece)))
             sizes[part] = sizes.get(part, 0) + len(data)
             count += 1
             total += len(data)
@@ -161,7 +190,7 @@ class ContentIndex:
             self._commit_segment(part, items, sizes[part])
         return count, total
 
-    def _commit_segment(self, part: int, items: list[tuple[str, Any]], source_bytes: int) -> None:
+    def _commit_segment(self, part: int, items: list[tuple[str, int, Any]], source_bytes: int) -> None:
         with self._writer():
             manifest = dict(_read_json(self._dir(part) / "manifest.json", _empty_manifest()))
             seq = int(manifest["next_seq"])
@@ -169,7 +198,14 @@ class ContentIndex:
             size = write_segment(self._dir(part) / name, items, source_bytes)
             manifest["segments"] = [
                 *manifest["segments"],
-                {"seq": seq, "file": name, "docs": len(items), "source_bytes": source_bytes, "bytes": size},
+                {
+                    "seq": seq,
+                    "file": name,
+                    "docs": len(items),
+                    "files": len({sha for sha, _chunk, _grams in items}),
+                    "source_bytes": source_bytes,
+                    "bytes": size,
+                },
             ]
             manifest["next_seq"] = seq + 1
             _write_json(self._dir(part) / "manifest.json", manifest)
@@ -251,7 +287,7 @@ class ContentIndex:
             keep = np.array(
                 [not (s in seen or tomb.get(s, -1) >= entry["seq"]) for s in shas], dtype=np.bool_
             )
-            seen.update(shas)
+            seen.update(shas)  # after the whole segment: a file's chunks are kept together
             parts.append((seg, keep))
         parts.reverse()
         seq = max(s["seq"] for s in chosen)
@@ -270,6 +306,7 @@ class ContentIndex:
                 "seq": seq,
                 "file": name,
                 "docs": merged.n_docs,
+                "files": len(merged.owners()[1]),
                 "source_bytes": merged.source_bytes,
                 "bytes": size,
             }
@@ -289,14 +326,19 @@ class ContentIndex:
         return 1
 
     # -- reads --------------------------------------------------------------------------------
-    def candidates(self, plan: Plan, should_stop: Callable[[], bool] | None = None) -> Candidates:
-        """Documents whose trigrams satisfy ``plan`` (a superset of the true matches)."""
-        found: set[str] = set()
+    def candidates(
+        self, plan: Plan, per_file: bool = False, should_stop: Callable[[], bool] | None = None
+    ) -> Candidates:
+        """Files (and chunks) whose trigrams satisfy ``plan``: a superset of the true matches.
+
+        ``per_file``: plan over each file's whole trigram set (patterns longer than OVERLAP).
+        """
+        found: dict[str, set[int] | None] = {}
         segments = postings = 0
         for part in range(self.partitions):
             for _attempt in range(5):
                 try:
-                    s, p = self._candidates_in(part, plan, found)
+                    s, p = self._candidates_in(part, plan, found, per_file)
                     segments += s
                     postings += p
                     break
@@ -306,18 +348,27 @@ class ContentIndex:
                 break
         return Candidates(found, segments, postings)
 
-    def _candidates_in(self, part: int, plan: Plan, found: set[str]) -> tuple[int, int]:
+    def _candidates_in(
+        self, part: int, plan: Plan, found: dict[str, set[int] | None], per_file: bool
+    ) -> tuple[int, int]:
         manifest = self.manifest(part)
         tomb = manifest["tombstones"]
         read = 0
         for entry in manifest["segments"]:
             seg = self._segment(part, entry["file"])
-            docs, n = _evaluate(seg, plan)
+            owners, firsts = seg.owners() if per_file else (None, None)
+            docs, n = _evaluate(seg, plan, owners)
             read += n
             for number in docs.tolist():
-                sha = seg.sha256(number)
-                if tomb.get(sha, -1) < entry["seq"]:
-                    found.add(sha)
+                sha = seg.sha256(int(firsts[number]) if firsts is not None else number)
+                if tomb.get(sha, -1) >= entry["seq"]:
+                    continue
+                if per_file:
+                    found[sha] = None
+                    continue
+                chunks = found.setdefault(sha, set())
+                if chunks is not None:
+                    chunks.add(seg.chunk(number))
         return len(manifest["segments"]), read
 
     def status(self) -> dict[str, Any]:
@@ -328,7 +379,8 @@ class ContentIndex:
                 {
                     "partition": part,
                     "segments": len(m["segments"]),
-                    "documents": sum(s["docs"] for s in m["segments"]),
+                    "documents": sum(s.get("files", s["docs"]) for s in m["segments"]),
+                    "chunks": sum(s["docs"] for s in m["segments"]),
                     "indexed_bytes": sum(s["source_bytes"] for s in m["segments"]),
                     "index_bytes": sum(s["bytes"] for s in m["segments"]),
                     "tombstones": len(m["tombstones"]),
@@ -336,14 +388,17 @@ class ContentIndex:
             )
         total = {
             k: sum(p[k] for p in parts)
-            for k in ("segments", "documents", "indexed_bytes", "index_bytes", "tombstones")
+            for k in ("segments", "documents", "chunks", "indexed_bytes", "index_bytes", "tombstones")
         }
         ratio = total["index_bytes"] / total["indexed_bytes"] if total["indexed_bytes"] else 0.0
         return {"root": str(self.root), "partitions": parts, **total, "size_ratio": round(ratio, 4)}
 
 
-def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
-    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read.
+def _evaluate(
+    seg: Segment, plan: Plan, owners: npt.NDArray[np.int64] | None = None
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read;
+    with ``owners`` (document → file ordinal), file ordinals satisfying it per file.
 
     Any subset of an alternative's trigrams is still a correct (looser) filter, so each
     alternative reads at most :data:`MAX_LISTS` of its lightest posting lists, and stops early
@@ -351,6 +406,7 @@ def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
     """
     if seg.n_docs == 0:
         return np.empty(0, dtype=np.int64), 0
+    everything = seg.n_docs if owners is None else int(owners[-1]) + 1
     read = 0
     weighted = []
     for requirement in plan:
@@ -373,12 +429,14 @@ def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
             else:
                 for g in grams[:MAX_LISTS].tolist():
                     docs = seg.postings(g)
+                    if owners is not None:
+                        docs = np.unique(owners[docs])
                     read += 1
                     inter = docs if inter is None else np.intersect1d(inter, docs, assume_unique=True)
                     if len(inter) <= FEW_DOCS:
                         break
             if inter is None:  # an alternative without trigrams restricts nothing
-                inter = np.arange(seg.n_docs, dtype=np.int64)
+                inter = np.arange(everything, dtype=np.int64)
             union = inter if union is None else np.union1d(union, inter)
         if union is None:
             continue
@@ -386,5 +444,5 @@ def _evaluate(seg: Segment, plan: Plan) -> tuple[npt.NDArray[np.int64], int]:
         if len(result) == 0:
             break
     if result is None:
-        return np.arange(seg.n_docs, dtype=np.int64), read
+        return np.arange(everything, dtype=np.int64), read
     return result, read

@@ -7,7 +7,8 @@ Layout (little-endian)::
 The JSON header gives ``docs`` (count), ``grams`` (distinct trigrams), ``source_bytes`` (bytes
 indexed) and the ``[offset, length]`` of four sections:
 
-* ``docs``: 32 raw bytes (the sha256) per document; a document's number is its position;
+* ``docs``: per document 32 raw bytes (the file's sha256) and the little-endian uint32 number
+  of the chunk of the file it holds (see :mod:`.index`); a document's number is its position;
 * ``keys``: the distinct trigrams in ascending order as varints of their gaps;
 * ``lengths``: per trigram, the byte length of its posting list (varint);
 * ``postings``: the posting lists one after the other (see :mod:`.grams`).
@@ -37,7 +38,8 @@ from kinfile.contentindex.grams import (
     encode_varints,
 )
 
-MAGIC = b"KFCONT01"
+MAGIC = b"KFCONT02"
+DOC = 36  # bytes per document entry: sha256 + chunk number
 _HEAD = struct.Struct("<8sI")
 
 
@@ -69,6 +71,7 @@ def _build(
 
 
 def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], source_bytes: int) -> None:
+    """``doc_ids``: the 36-byte document entries in document order."""
     key_bytes, length_bytes, postings = _build(keys)
     sections = [b"".join(doc_ids), key_bytes.tobytes(), length_bytes.tobytes(), postings.tobytes()]
     names = ["docs", "keys", "lengths", "postings"]
@@ -96,12 +99,12 @@ def _write(path: Path, doc_ids: Sequence[bytes], keys: npt.NDArray[np.uint64], s
     tmp.replace(path)
 
 
-def write_segment(path: Path, docs: Iterable[tuple[str, U32]], source_bytes: int) -> int:
-    """Write a segment of ``(sha256, distinct trigrams)`` documents; returns its size."""
+def write_segment(path: Path, docs: Iterable[tuple[str, int, U32]], source_bytes: int) -> int:
+    """Write a segment of ``(sha256, chunk, distinct trigrams)`` documents; returns its size."""
     ids: list[bytes] = []
     grams: list[U32] = []
-    for sha256, found in docs:
-        ids.append(bytes.fromhex(sha256))
+    for sha256, chunk, found in docs:
+        ids.append(bytes.fromhex(sha256) + struct.pack("<I", chunk))
         grams.append(found)
     counts = np.fromiter((len(g) for g in grams), dtype=np.int64, count=len(grams))
     keys = np.empty(int(counts.sum()), dtype=np.uint64)
@@ -135,6 +138,7 @@ class Segment:
         except ValueError as exc:
             raise SegmentError(f"{path}: bad header") from exc
         self.n_docs = int(self.header["docs"])
+        self._owners: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
         self.source_bytes = int(self.header["source_bytes"])
         view = memoryview(self._map)
         sec = self.header["sections"]
@@ -145,7 +149,11 @@ class Segment:
         lengths = decode_varints(view[sec["lengths"][0] : sec["lengths"][0] + sec["lengths"][1]])
         self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
-        if len(self.keys) != len(lengths) or (len(lengths) and self.offsets[-1] != len(self._postings)):
+        if (
+            len(self.keys) != len(lengths)
+            or (len(lengths) and self.offsets[-1] != len(self._postings))
+            or len(self._docs) != self.n_docs * DOC
+        ):
             raise SegmentError(f"{path}: directory and postings disagree")
 
     @property
@@ -153,7 +161,7 @@ class Segment:
         return len(self._map) if self._map is not None else 0
 
     def _slot(self, g: int) -> int:
-        i = int(np.searchsorted(self.keys, g))
+        i = int(np.searchsorted(self.keys, np.uint32(g)))  # same dtype: no conversion of keys
         return i if i < len(self.keys) and int(self.keys[i]) == g else -1
 
     def weight(self, g: int) -> int:
@@ -165,8 +173,9 @@ class Segment:
         """:meth:`weight` of many trigrams at once."""
         if len(self.keys) == 0:
             return np.zeros(len(grams), dtype=np.int64)
-        slots = np.minimum(np.searchsorted(self.keys, grams), len(self.keys) - 1)
-        present = self.keys[slots] == grams
+        needles = grams.astype(np.uint32)
+        slots = np.minimum(np.searchsorted(self.keys, needles), len(self.keys) - 1)
+        present = self.keys[slots] == needles
         return np.where(present, self.offsets[slots + 1] - self.offsets[slots], 0)
 
     def postings(self, g: int) -> I64:
@@ -176,11 +185,26 @@ class Segment:
         return decode_postings(self._postings[int(self.offsets[i]) : int(self.offsets[i + 1])])
 
     def sha256(self, number: int) -> str:
-        return bytes(self._docs[number * 32 : number * 32 + 32]).hex()
+        return bytes(self._docs[number * DOC : number * DOC + 32]).hex()
+
+    def owners(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Per document the ordinal of its file in the segment, and each file's first document
+        (the documents of a file are consecutive)."""
+        if self._owners is None:
+            raw = np.frombuffer(self._docs, dtype=np.uint8).reshape(-1, DOC)[:, :32]
+            change = np.ones(self.n_docs, dtype=bool)
+            if self.n_docs > 1:
+                change[1:] = (raw[1:] != raw[:-1]).any(axis=1)
+            self._owners = (np.cumsum(change) - 1, np.flatnonzero(change))
+        return self._owners
+
+    def chunk(self, number: int) -> int:
+        return int.from_bytes(self._docs[number * DOC + 32 : number * DOC + DOC], "little")
 
     def all_sha256(self) -> list[str]:
+        """The file of every document, in document order (a file may hold several)."""
         raw = bytes(self._docs)
-        return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
+        return [raw[i : i + 32].hex() for i in range(0, len(raw), DOC)]
 
     def all_keys(self) -> npt.NDArray[np.uint64]:
         """Every ``gram << 32 | doc`` of the segment, sorted (for merging)."""
@@ -211,7 +235,7 @@ def merge_segments(path: Path, parts: Sequence[tuple[Segment, npt.NDArray[np.boo
         renumber = np.full(seg.n_docs, -1, dtype=np.int64)
         kept = np.flatnonzero(keep)
         renumber[kept] = np.arange(len(ids), len(ids) + len(kept))
-        ids.extend(bytes(seg._docs[i * 32 : i * 32 + 32]) for i in kept)
+        ids.extend(bytes(seg._docs[i * DOC : i * DOC + DOC]) for i in kept)
         keys = seg.all_keys()
         docs = renumber[(keys & np.uint64(0xFFFFFFFF)).astype(np.int64)]
         live = docs >= 0

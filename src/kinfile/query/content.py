@@ -110,11 +110,13 @@ class ContentPattern:
     selective: bool
     unselective_reason: str | None
 
-    def find(self, data: Data, start: int = 0) -> tuple[int, int] | None:
-        """``(start, end)`` of the leftmost match starting at or after ``start`` that obeys the
+    def find(self, data: Data, start: int = 0, end: int | None = None) -> tuple[int, int] | None:
+        """``(start, end)`` of the leftmost match lying in ``data[start:end]`` that obeys the
         offset suffix (offsets index ``data``), or None."""
         low = max(start, self.min_offset or 0)
-        high = len(data) if self.max_offset is None else min(len(data), self.max_offset + self.max_length)
+        high = len(data) if end is None else min(len(data), end)
+        if self.max_offset is not None:
+            high = min(high, self.max_offset + self.max_length)
         if self.literal is not None:
             at = data.find(self.literal, low, high)
             return None if at < 0 else (at, at + len(self.literal))
