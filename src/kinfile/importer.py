@@ -353,12 +353,11 @@ class Importer:
         inserted = write_new(self.store, rows)
         if len(inserted) < len(fresh):  # stored meanwhile by another writer: enrich those instead
             existing.update(self.store.get_reports([p.sha256 for p in fresh if p.sha256 not in inserted]))
-        items = [
-            merge_report(existing[sha], p.report(), self.source)
-            for sha, p in batch.items()
-            if sha in existing
-        ]
-        self.store.replace_reports(items)  # one statement per table for the whole batch
+        enriched = [sha for sha in batch if sha in existing]
+        items = [merge_report(existing[sha], batch[sha].report(), self.source) for sha in enriched]
+        # one statement per table for the whole batch; no second merge while the stored reports
+        # are still those merged onto
+        self.store.replace_reports(items, [existing[sha].report for sha in enriched])
         # all new: a bulk import, where larger transactions write faster; else back to BATCH
         self.batch = min(self.batch * 2, BULK_BATCH) if len(inserted) == len(batch) else BATCH
         summary.reports += len(batch)

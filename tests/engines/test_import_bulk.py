@@ -196,3 +196,23 @@ def load_settings_for(settings: Any, name: str) -> Any:
     from kinfile.settings import load_settings
 
     return load_settings({"home": str(settings.home.parent / name)}, env={})
+
+
+def test_enrich_rewrites_only_changed_side_tables(db_url: str) -> None:
+    """An import enriching a stored file: side rows follow the new report (changed tables only)."""
+    store = Store(db_url)
+    store.migrate()
+    doc = json.loads(V3.read_text())["data"]
+    sha = doc["id"]
+    assert Importer(store, "a").import_lines([json.dumps(doc)]).created == 1
+    before = _side_contents(store, [sha])
+    assert {row[1][1] for row in before["tags"]} == set(doc["attributes"]["tags"])
+    changed = {**doc, "attributes": {**doc["attributes"], "tags": ["exploit", "cve-2017-11882"]}}
+    assert Importer(store, "b").import_lines([json.dumps(changed)]).enriched == 1
+    after = _side_contents(store, [sha])
+    assert {row[1][1] for row in after["tags"]} == {"exploit", "cve-2017-11882"}
+    assert after["metadata"] == before["metadata"] and after["av_words"] == before["av_words"]
+    expected = searchable.side_rows(store.get_reports([sha])[sha].report, sha)
+    for name, rows in expected.items():
+        assert after[name] == {tuple(sorted(r.items())) for r in rows}, name
+    store.close()

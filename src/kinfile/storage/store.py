@@ -496,12 +496,17 @@ class Store:
             if found:
                 conn.execute(table.insert(), found)
 
-    def replace_reports(self, records: Sequence[FileRecord]) -> None:
+    def replace_reports(
+        self, records: Sequence[FileRecord], bases: Sequence[dict[str, Any] | None] | None = None
+    ) -> None:
         """Replace the reports of stored files (imports enriching them) in ONE transaction.
 
         What :meth:`save` does per item with ``replace_report`` and no submission, batched: one
-        statement (or executemany) per table for the whole batch. Records of files that are not
-        stored are written through :meth:`save`.
+        statement (or executemany) per table for the whole batch; side tables whose values did
+        not change are not rewritten. ``bases[i]``, when given, is the stored report that
+        ``records[i]`` was merged onto (the importer): while it is still the stored one, the
+        record is written as it is, without a second :func:`carry_over`. Records of files that
+        are not stored are written through :meth:`save`.
         """
         if not records:
             return
@@ -518,13 +523,16 @@ class Store:
             updates: list[dict[str, Any]] = []
             side: dict[str, list[dict[str, Any]]] = {}
             old_av: list[dict[str, str]] = []
-            for rec in records:
+            changed: dict[str, list[str]] = {}
+            for i, rec in enumerate(records):
                 previous = stored.get(rec.sha256)
                 if previous is None:
                     missing.append(rec)
                     continue
                 before = json.loads(previous)
-                attrs = carry_over(before, rec.attributes)
+                base = bases[i] if bases else None
+                merged = base is not None and base == before
+                attrs = rec.attributes if merged else carry_over(before, rec.attributes)
                 values = _file_values(rec, attrs, now)
                 self._type_changed(conn, old_types.get(rec.sha256), values.get("type_tag"), rec.size)
                 updates.append({"b_sha256": values.pop("sha256"), **values})
@@ -533,13 +541,16 @@ class Store:
                     rows.pop("av_words")  # same results, same rows: nothing to rewrite
                 else:
                     old_av.extend(searchable.av_word_rows(before, rec.sha256))
+                side.setdefault("av_words", []).extend(rows.pop("av_words", []))
+                old_side = searchable.side_values(before)
                 for name, found in rows.items():
-                    side.setdefault(name, []).extend(found)
+                    if {r["value"] for r in found} != old_side.get(name):
+                        changed.setdefault(name, []).append(rec.sha256)
+                        side.setdefault(name, []).extend(found)
             if updates:
                 conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
                 _replace_av_words(conn, old_av, side.pop("av_words", []))
-                written = [u["b_sha256"] for u in updates]
-                for name in searchable.SIDE_VALUES:
+                for name, written in changed.items():
                     table = schema.SIDE_TABLES[name]
                     conn.execute(delete(table).where(table.c.sha256.in_(written)))
                     insert_many(conn, table, side.get(name, []))
