@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfile.contentindex.index import ContentIndex
+from kinfile.contentindex.index import ContentIndex, StaleFormatError
 from kinfile.settings import Settings
 from kinfile.storage import content_queue
 from kinfile.storage.blobs import BlobStore
@@ -54,7 +55,14 @@ class ContentService:
         self.settings = settings
         self.store = store
         self.blobs = blobs
-        self.index = ContentIndex(Path(settings.content_index), settings.content_partitions)
+        root = Path(settings.content_index)
+        try:
+            self.index = ContentIndex(root, settings.content_partitions)
+        except StaleFormatError as exc:  # an older kinfile wrote it: index everything again
+            logger.warning("%s; rebuilding the content index", exc)
+            shutil.rmtree(root)
+            self.index = ContentIndex(root, settings.content_partitions)
+            content_queue.enqueue_all(store)
         self._update_lock = threading.Lock()
 
     def update(

@@ -263,7 +263,6 @@ def test_large_file_match_in_a_later_chunk_and_long_jumps(world: World, tmp_path
     assert "0016E360: " in text and "\x1c" in text  # 1_500_000 = 0x16E360
     # a 1 MB jump is longer than a chunk's overlap: planned per file, verified whole
     assert (
-        len(hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [800000-1000000] 74 65 73 74 2d 32}"))
-        == 1
+        len(hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [800000-1000000] 74 65 73 74 2d 32}")) == 1
     )
     assert hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [1-3] 74 65 73 74 2d 32}") == {}

@@ -51,6 +51,10 @@ class IndexError_(Exception):
     """The content index cannot be used (foreign format, unreadable manifest)."""
 
 
+class StaleFormatError(IndexError_):
+    """The index was written by another version of kinfile: rebuild it."""
+
+
 @dataclass
 class Candidates:
     """Candidate files; ``chunks[sha256]`` is the set of chunk numbers that may hold a match, or
@@ -112,7 +116,7 @@ class ContentIndex:
             meta = {"format": FORMAT, "partitions": max(1, int(partitions))}
             _write_json(meta_path, meta)
         if meta.get("format") != FORMAT:
-            raise IndexError_(f"{self.root}: unknown content index format {meta.get('format')!r}")
+            raise StaleFormatError(f"{self.root}: content index format {meta.get('format')!r}, not {FORMAT}")
         self.partitions = int(meta["partitions"])
         self._segments: dict[Path, Segment] = {}
         self._manifests: dict[int, tuple[tuple[int, int], dict[str, Any]]] = {}
