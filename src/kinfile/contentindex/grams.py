@@ -17,9 +17,6 @@ U32 = npt.NDArray[np.uint32]
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
 
-GRAM_SPACE = 1 << 24
-UNIQUE_BELOW = 1 << 16  # shorter inputs: np.unique; longer: a reusable 2^24 mark array
-SCAN_ABOVE = 1 << 18  # inputs this long set so many marks that one scan of the array is cheaper
 _MASK = np.uint32(0xFFFFFF)
 
 
@@ -43,27 +40,21 @@ def grams_of(data: bytes | memoryview) -> U32:
 
 
 class GramSets:
-    """Distinct sorted trigrams of documents; keeps one mark array for large inputs."""
+    """Distinct sorted trigrams of documents.
 
-    def __init__(self) -> None:
-        self._mark: npt.NDArray[np.bool_] | None = None
+    numpy's SIMD sort and one comparison of neighbours: ~7 ms for a 1 MiB chunk here, faster
+    than a 2^24 mark array (random writes, then a scan) or ``np.unique`` (hashing).
+    """
 
     def distinct(self, data: bytes | memoryview) -> U32:
         every = grams_of(data)
-        if len(every) < UNIQUE_BELOW:
-            return np.unique(every)
-        if self._mark is None:
-            self._mark = np.zeros(GRAM_SPACE, dtype=np.bool_)
-        mark = self._mark
-        mark[every] = True
-        if len(every) > SCAN_ABOVE:
-            found = np.flatnonzero(mark).astype(np.uint32)
-        else:  # few set bytes: find the non-zero 8-byte words first, then the bytes inside them
-            words = np.flatnonzero(mark.view(np.uint64))
-            rows, cols = np.nonzero(mark.reshape(-1, 8)[words])
-            found = (words[rows] * 8 + cols).astype(np.uint32)
-        mark[found] = False
-        return found
+        if len(every) < 2:
+            return every
+        every.sort()
+        keep = np.empty(len(every), dtype=np.bool_)
+        keep[0] = True
+        np.not_equal(every[1:], every[:-1], out=keep[1:])
+        return every[keep]
 
 
 def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, U8]:
