@@ -156,14 +156,23 @@ def labeler() -> Any:
         return _LABELER
 
 
+_CLEAN: dict[str, str] = {}  # label -> label as AVClass reads it (labels repeat across samples)
+
+
 def labels_of(results: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     out = []
     for engine, res in results.items():
         label = res.get("result") if isinstance(res, dict) else None
         if isinstance(label, str):
-            if not (label.isascii() and label.isprintable()):
-                label = "".join(c for c in label if c in PRINTABLE)
-            out.append((engine, label.strip()))
+            clean = _CLEAN.get(label)
+            if clean is None:
+                clean = label
+                if not (label.isascii() and label.isprintable()):
+                    clean = "".join(c for c in label if c in PRINTABLE)
+                if len(_CLEAN) >= MAX_CACHED_LABELS:
+                    _CLEAN.clear()
+                clean = _CLEAN[label] = clean.strip()
+            out.append((engine, clean))
     return out
 
 

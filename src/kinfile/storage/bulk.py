@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from kinfile.clues import features
 from kinfile.models import FileRecord
 from kinfile.storage import schema, searchable
 
@@ -43,7 +44,7 @@ def new_file(rec: FileRecord, row: dict[str, Any]) -> NewFile:
     """The :class:`NewFile` of a report whose ``files`` row is ``row`` (``store.file_columns``)."""
     side: dict[str, str] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
-    for name, values in searchable.side_values(rec.attributes).items():
+    for name, values in _side_values(rec.attributes).items():
         if not values:
             continue
         if all(isinstance(v, str) for v in values):
@@ -54,6 +55,20 @@ def new_file(rec: FileRecord, row: dict[str, Any]) -> NewFile:
     if words:
         side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
     return NewFile(rec.sha256, row, side, rows)
+
+
+def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`searchable.side_values`, the clue features extracted once (their packed codes are
+    made from the same texts instead of a second extraction)."""
+    clue_codes = searchable.SIDE_VALUES.get("clue_codes")
+    if clue_codes is not features.feature_codes or "clue_features" not in searchable.SIDE_VALUES:
+        return searchable.side_values(attrs)
+    out: dict[str, Any] = {
+        name: extract(attrs) for name, extract in searchable.SIDE_VALUES.items() if name != "clue_codes"
+    }
+    texts = out["clue_features"]
+    out["clue_codes"] = {features.packed_codes(texts)} if texts else set()
+    return out
 
 
 # -- detection words ----------------------------------------------------------------------------
