@@ -10,11 +10,13 @@ directly, so results never miss it. Tiered merges run in the same thread after e
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,28 +67,60 @@ class ContentService:
             content_queue.enqueue_all(store)
         self._update_lock = threading.Lock()
 
+    @contextmanager
+    def _draining(self, wait: bool) -> Iterator[bool]:
+        """One drainer of the queue at a time, across threads and processes (server workers,
+        the CLI): yields False when another one is at work and ``wait`` is false."""
+        if not self._update_lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            with open(self.index.root / "update.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._update_lock.release()
+
     def update(
-        self, max_documents: int | None = None, progress: Callable[[int, int], None] | None = None
+        self,
+        max_documents: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        wait: bool = True,
     ) -> UpdateResult:
         """Index queued files in segments of ``content_batch_bytes``; returns what was done.
+
+        ``wait=False`` returns at once when another thread or process is indexing.
 
         ``progress(documents, bytes)`` is called after each segment.
         """
         result = UpdateResult()
         started = time.perf_counter()
-        with self._update_lock:
-            after: tuple[int, str] | None = None
-            while max_documents is None or result.documents < max_documents:
-                page = content_queue.pending(self.store, QUEUE_PAGE, after)
-                if not page:
-                    break
-                after = page[-1]
-                batch = [sha for _q, sha in page]
-                if max_documents is not None:
-                    batch = batch[: max_documents - result.documents]
-                self._index_batch(batch, result, progress)
+        with self._draining(wait) as mine:
+            if mine:
+                self._drain(result, max_documents, progress)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _drain(
+        self, result: UpdateResult, max_documents: int | None, progress: Callable[[int, int], None] | None
+    ) -> None:
+        after: tuple[int, str] | None = None
+        while max_documents is None or result.documents < max_documents:
+            page = content_queue.pending(self.store, QUEUE_PAGE, after)
+            if not page:
+                return
+            after = page[-1]
+            batch = [sha for _q, sha in page]
+            if max_documents is not None:
+                batch = batch[: max_documents - result.documents]
+            self._index_batch(batch, result, progress)
 
     def _index_batch(
         self, batch: list[str], result: UpdateResult, progress: Callable[[int, int], None] | None
@@ -130,7 +164,7 @@ class ContentService:
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> UpdateResult:
         """Drop the index and index every stored file again (searches stay exact meanwhile)."""
-        with self._update_lock:
+        with self._draining(wait=True):
             content_queue.enqueue_all(self.store)
             self.index.clear()
         result = self.update(progress=progress)
@@ -162,7 +196,7 @@ class ContentIndexer:
             self.thread.join(timeout=30)
 
     def run_once(self) -> UpdateResult:
-        result = self.service.update()
+        result = self.service.update(wait=False)
         self.service.index.compact()
         return result
 

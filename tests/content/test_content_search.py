@@ -266,3 +266,39 @@ def test_large_file_match_in_a_later_chunk_and_long_jumps(world: World, tmp_path
         len(hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [800000-1000000] 74 65 73 74 2d 32}")) == 1
     )
     assert hits(services, "content:{6b 69 6e 66 69 6c 65 2d 63 68 [1-3] 74 65 73 74 2d 32}") == {}
+
+
+def test_compaction_during_queries_changes_no_result(world: World, tmp_path: Path) -> None:
+    import threading
+
+    services = world.services
+    for n in range(3):  # more small segments to merge
+        path = tmp_path / f"extra{n}.bin"
+        path.write_bytes(b"kinfile extra segment %d \x00\x01" % n * 50)
+        run_ingest(services.settings, [str(path)], jobs=1)
+        services.content.update()
+    world.data = World(services).data
+    world.children = World(services).children
+    chosen = literals(world, random.Random(13), 12)
+    expected = [world.expected(lit) for lit in chosen]
+    before = services.content.status()["segments"]
+    assert before > services.content.index.partitions
+    errors: list[BaseException] = []
+
+    def merge() -> None:
+        try:
+            services.content.compact(full=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=merge)
+    thread.start()
+    rounds = 0
+    while thread.is_alive() or rounds < 2:
+        for lit, want in zip(chosen, expected, strict=True):
+            found = hits(services, "content:{" + lit.hex(" ") + "}")
+            assert {s: c["match_in_subfile"] for s, c in found.items()} == want
+        rounds += 1
+    thread.join()
+    assert not errors
+    assert services.content.status()["segments"] <= services.content.index.partitions
