@@ -87,21 +87,27 @@ def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, U8]:
 
 
 def decode_varints(buf: bytes | memoryview | U8) -> npt.NDArray[np.int64]:
-    """The values of a LEB128 byte string (a truncated last value is dropped)."""
+    """The values of a LEB128 byte string (a truncated last value is dropped).
+
+    Each value is read from its last (most significant) byte back; only the values that have
+    k+1 bytes take part in step k, so lists of mostly one-byte values cost one pass.
+    """
     b = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
     ends = np.flatnonzero(b < 0x80)
-    if len(ends) == 0:
-        return np.empty(0, dtype=np.int64)
-    b = b[: ends[-1] + 1]
-    starts = np.empty(len(ends), dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
     if len(ends) == len(b):  # every value is one byte: the common case for dense lists
         return b.astype(np.int64)
-    owner = np.repeat(np.arange(len(ends)), ends - starts + 1)
-    shift = (np.arange(len(b)) - starts[owner]) * 7
-    parts = (b & 0x7F).astype(np.int64) << shift
-    return np.add.reduceat(parts, starts)
+    values = b[ends].astype(np.int64)
+    lengths = np.empty(len(ends), dtype=np.int64)
+    if len(ends):
+        lengths[0] = ends[0] + 1
+        np.subtract(ends[1:], ends[:-1], out=lengths[1:])
+    todo = np.flatnonzero(lengths > 1)
+    k = 1
+    while len(todo):
+        values[todo] = (values[todo] << 7) | (b[ends[todo] - k] & 0x7F)
+        k += 1
+        todo = todo[lengths[todo] > k]
+    return values
 
 
 def encode_postings(docs: npt.NDArray[np.integer], group_starts: I64) -> tuple[U8, I64]:
