@@ -141,8 +141,14 @@ def test_queued_files_are_searched_before_the_index_has_them(world: World) -> No
 def test_indexed_answers_equal_brute_force(world: World) -> None:
     result = world.services.content.update()
     assert result.documents == len(world.data) and world.services.content.status()["pending"] == 0
+    only_inside = 0
     for lit in literals(world, random.Random(12), 45):
         _check(world, lit)
+        expected = world.expected(lit)
+        only_inside += any(expected.values()) and not any(
+            lit in world.data[p] for p in expected if expected[p]
+        )
+    assert only_inside >= 3  # bytes found only inside archives / resources (compressed, encoded)
 
 
 def test_text_escapes_and_hex_syntax_agree(world: World) -> None:
