@@ -113,3 +113,26 @@ def test_an_index_of_an_older_format_is_rebuilt(tmp_path: Path) -> None:
     assert code == 0
     code, out, _err = run(home, "search", f'content:"{DOS_STUB}"')
     assert code == 0 and out.strip()
+
+
+def test_content_search_on_a_remote_blob_store(tmp_path: Path) -> None:
+    """Blobs behind fsspec (memory://, as s3:// would be): indexing, verification and snippets
+    read through the filesystem API instead of local paths."""
+    from kinfile import search
+    from kinfile.content_search import snippet
+
+    settings = load_settings(
+        {"home": str(tmp_path / "home"), "blobs": f"memory://kinfile-{tmp_path.name}", "magika": "off"},
+        env={},
+    )
+    services = Services(settings)
+    assert services.blobs.local_path("0" * 64) is None
+    names = sorted(PE.glob("*_"))[:3]
+    for path in names:
+        services.submit_bytes(path.read_bytes(), path.name, "test")
+    query = f'content:"{DOS_STUB}"'
+    before = {h.sha256 for h in search.search(services, query, None, 40).hits}
+    assert services.content.update().documents >= len(names)
+    page = search.search(services, query, None, 40)
+    assert {h.sha256 for h in page.hits} == before and before
+    assert "\x1c" in "\n".join(snippet(services, page.hits[0].context["snippet"]))
