@@ -50,7 +50,7 @@ def is_content_query(node: Node) -> bool:
 
 def split(node: Node, query: str) -> tuple[list[ContentPattern], list[Node]]:
     """The content patterns and the other conjuncts; UnsupportedContentQueryError otherwise."""
-    conjuncts = list(node.children) if isinstance(node, And) else [node]
+    conjuncts = _conjuncts(node)
     patterns: list[ContentPattern] = []
     others: list[Node] = []
     for part in conjuncts:
@@ -72,6 +72,13 @@ def split(node: Node, query: str) -> tuple[list[ContentPattern], list[Node]]:
                 )
         others.append(part)
     return patterns, others
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    """The AND-ed parts of a query, nested ANDs (parentheses) flattened."""
+    if isinstance(node, And):
+        return [part for child in node.children for part in _conjuncts(child)]
+    return [node]
 
 
 def _little_endian(g: int) -> int:

@@ -176,6 +176,8 @@ def test_combined_with_allowed_modifiers_only(world: World) -> None:
     assert all(r.columns["type_tag"] == "peexe" for r in rows.values())
     small = hits(world.services, 'content:"!This program" size:20KB-')
     assert all(len(world.data[s]) < 20 * 1024 for s in small)
+    grouped = hits(world.services, '(content:"!This program" type:peexe) (size:1+ OR tag:foo)')
+    assert grouped == pe_only
     with pytest.raises(UnsupportedContentQueryError):
         search.search(world.services, 'content:"!This program" OR type:pe')
     with pytest.raises(UnsupportedContentQueryError):
