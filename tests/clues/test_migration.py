@@ -49,5 +49,5 @@ def test_0005_upgrades_an_older_database(db_url: str) -> None:
     ]
     with store.engine.connect() as conn:
         blob = conn.execute(sa.select(schema.file_clue_codes.c.value)).scalar()
-    assert len(blob) == 3 * 8
+    assert blob is not None and len(blob) == 3 * 8
     assert store.migrate() == []

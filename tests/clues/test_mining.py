@@ -6,7 +6,7 @@ import numpy as np
 
 from kinfile.clues.features import vsize_range
 from kinfile.clues.matching import Matcher
-from kinfile.clues.mining import LABELS, band_of, mine
+from kinfile.clues.mining import LABELS, Mined, band_of, mine
 
 
 def csr(files: list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def constructed(seed: int = 1, n: int = 6000) -> tuple[np.ndarray, np.ndarray, n
     return offsets, codes, bands
 
 
-def by_codes(found: list) -> dict[tuple[int, ...], object]:
+def by_codes(found: list[Mined]) -> dict[tuple[int, ...], Mined]:
     return {m.codes: m for m in found}
 
 

@@ -80,6 +80,7 @@ def test_imported_classification_equals_the_avclass_command(
             assert ptc is None
             continue
         labelled += 1
+        assert ptc is not None
         assert ptc.get("popular_threat_name", []) == names
         assert ptc.get("popular_threat_category", []) == categories
         if family.startswith("SINGLETON:"):

@@ -68,6 +68,7 @@ def clamd_socket(database: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     if os.geteuid() == 0:
         lines.append("User root")
     conf.write_text("\n".join(lines) + "\n")
+    assert CLAMD is not None
     proc = subprocess.Popen([CLAMD, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

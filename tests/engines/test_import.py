@@ -28,6 +28,7 @@ def _positives(services: Services, sha256: str) -> int:
     with services.store.engine.connect() as conn:
         return int(
             conn.execute(select(schema.files.c.positives).where(schema.files.c.sha256 == sha256)).scalar()
+            or 0
         )
 
 

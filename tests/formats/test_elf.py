@@ -145,6 +145,7 @@ def test_symbols_and_libraries_match_lief(path: Path) -> None:
     import lief
 
     binary = lief.ELF.parse(str(path))
+    assert binary is not None
     info = elf.analyse(path.read_bytes())["elf_info"]
     assert info.get("shared_libraries", []) == list(binary.libraries)
     lief_imports = list(dict.fromkeys(s.name for s in binary.imported_symbols if s.name))[:256]

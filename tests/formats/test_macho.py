@@ -75,6 +75,7 @@ def test_values_match_lief(path: Path) -> None:
     import lief
 
     fat = lief.MachO.parse(str(path))
+    assert fat is not None
     entries = macho.analyse(path.read_bytes())["macho_info"]
     assert len(entries) == fat.size
     for entry, binary in zip(entries, fat, strict=True):
@@ -88,6 +89,7 @@ def test_values_match_lief(path: Path) -> None:
             assert int(seg["fileoff"], 16) == lief_seg.file_offset
             assert [s["name"] for s in seg["sections"]] == [s.name for s in lief_seg.sections]
         assert entry.get("libs", []) == [lib.name for lib in binary.libraries]
+        assert binary.uuid is not None
         assert entry["uuid"].replace("-", "").lower() == bytes(binary.uuid.uuid).hex()
         assert ("signature" in entry) == binary.has_code_signature
 

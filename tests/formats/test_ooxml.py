@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ CORE = (
 )
 
 
-def build_docx(extra: dict[str, str | bytes] | None = None, core: str = CORE) -> bytes:
+def build_docx(extra: Mapping[str, str | bytes] | None = None, core: str = CORE) -> bytes:
     parts: dict[str, str | bytes] = {
         "[Content_Types].xml": CONTENT_TYPES,
         "_rels/.rels": ROOT_RELS,

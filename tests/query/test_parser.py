@@ -99,7 +99,7 @@ def test_every_listed_modifier_resolves() -> None:
 
 
 # -- property tests ---------------------------------------------------------------------------
-WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+WORDS = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
 MODIFIERS = st.sampled_from([None, "tag", "name", "type", "size", "ssdeep", "similar-to"])
 
 

@@ -211,7 +211,9 @@ class Dummy(fields.IndexField):
     def search(self, term: Term, env: Any) -> dict[str, dict[str, Any]]:
         env.deadline.check()
         if term.value == "bulk":  # more than SMALL_IN hashes: one array / json_each parameter
-            many = {hashlib.sha256(str(i).encode()).hexdigest(): {} for i in range(search.SMALL_IN + 100)}
+            many: dict[str, dict[str, Any]] = {
+                hashlib.sha256(str(i).encode()).hexdigest(): {} for i in range(search.SMALL_IN + 100)
+            }
             return {**many, sha(1): {"confidence": 1.0}}
         return {sha(int(s)): {"confidence": 0.5, "match_in_subfile": False} for s in term.value.split(",")}
 

@@ -90,8 +90,12 @@ def test_ssdeep_incremental_adds_and_merges(monkeypatch: pytest.MonkeyPatch) -> 
 def test_ssdeep_short_and_identical_digests() -> None:
     index = SsdeepIndex()
     index.build([("a", "3:ab:cd"), ("b", "3:ab:cd"), ("c", "3:abcdefgh:ab"), ("bad", "not a digest")])
-    assert index.search("3:ab:cd", 1) == {"a": 100, "b": 100} == ssdeep_index.brute_force(
-        "3:ab:cd", [("a", "3:ab:cd"), ("b", "3:ab:cd"), ("c", "3:abcdefgh:ab")], 1
+    assert (
+        index.search("3:ab:cd", 1)
+        == {"a": 100, "b": 100}
+        == ssdeep_index.brute_force(
+            "3:ab:cd", [("a", "3:ab:cd"), ("b", "3:ab:cd"), ("c", "3:abcdefgh:ab")], 1
+        )
     )
     assert index.search("garbage", 1) == {}
     assert parse_ssdeep("5:abc:def") is None  # not a valid block size

@@ -184,13 +184,20 @@ def test_type_stats_follow_inserts_and_type_changes(store: Store) -> None:
     assert stats["pdf"]["files"] == 1 and stats["pdf"]["bytes"] == len(pdf)
     assert stats["pedll"] == {"files": 1, "bytes": len(dll), "mean_size": float(len(dll))}
     # a reanalysis that changes the type moves the file between the rows
-    moved = FileRecord(recs[0].sha256, recs[0].md5, recs[0].sha1, recs[0].size,
-                       dict(recs[0].attributes, type_tag="text"), schema_version=recs[0].schema_version)
+    moved = FileRecord(
+        recs[0].sha256,
+        recs[0].md5,
+        recs[0].sha1,
+        recs[0].size,
+        dict(recs[0].attributes, type_tag="text"),
+        schema_version=recs[0].schema_version,
+    )
     store.save([IngestItem(sha256=moved.sha256, submission=None, record=moved, replace_report=True)])
     stats = store.type_stats()
     assert "pdf" not in stats and stats["text"]["files"] == 1
-    store.replace_reports([FileRecord(moved.sha256, moved.md5, moved.sha1, moved.size,
-                                      dict(moved.attributes, type_tag="pdf"))])
+    store.replace_reports(
+        [FileRecord(moved.sha256, moved.md5, moved.sha1, moved.size, dict(moved.attributes, type_tag="pdf"))]
+    )
     assert store.type_stats()["pdf"]["files"] == 1 and "text" not in store.type_stats()
 
 
@@ -207,8 +214,12 @@ def test_type_stats_backfill_matches_an_aggregate(store: Store) -> None:
     with store.writing() as conn:
         migrations._type_stats(conn)  # the 0007 backfill recomputes the summary from files
         f = schema.files
-        agg = {r[0]: (r[1], r[2]) for r in conn.execute(
-            sa.select(f.c.type_tag, sa.func.count(), sa.func.sum(f.c.size)).group_by(f.c.type_tag))}
+        agg = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                sa.select(f.c.type_tag, sa.func.count(), sa.func.sum(f.c.size)).group_by(f.c.type_tag)
+            )
+        }
     after = store.type_stats()
     assert after == before
     assert {k: (v["files"], v["bytes"]) for k, v in after.items()} == agg

@@ -87,9 +87,8 @@ def ingest(
 
         content = ContentService(settings, Store(settings.db), BlobStore(settings.blobs))
         indexed = content.update()
-        click.echo(
-            f"content index: {indexed.documents} files, {indexed.bytes / 1e6:.1f} MB in {indexed.seconds:.1f} s"
-        )
+        mb = indexed.bytes / 1e6
+        click.echo(f"content index: {indexed.documents} files, {mb:.1f} MB in {indexed.seconds:.1f} s")
     for path, reason in summary.failures[:MAX_LISTED_FAILURES]:
         click.echo(f"  failed: {path}: {reason}", err=True)
     if len(summary.failures) > MAX_LISTED_FAILURES:

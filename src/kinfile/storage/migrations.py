@@ -12,7 +12,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Index, Table, func, inspect, literal, select, tuple_, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Table,
+    func,
+    inspect,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 

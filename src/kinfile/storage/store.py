@@ -285,7 +285,11 @@ class Store:
         rows = [
             {"sha256": sha256, "queued": now}
             for sha256 in sorted(
-                {i.sha256 for i in flat if i.sha256 in inserted and i.record is not None and i.record.downloadable}
+                {
+                    i.sha256
+                    for i in flat
+                    if i.sha256 in inserted and i.record is not None and i.record.downloadable
+                }
             )
         ]
         if rows:
