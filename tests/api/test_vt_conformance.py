@@ -17,7 +17,7 @@ import vt
 from kinfile.api.app import create_app
 from kinfile.services import Services
 from kinfile.settings import load_settings
-from tests.conftest import FOUNDATION
+from tests.conftest import DATA, FOUNDATION
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,32 @@ def test_api_errors(server: tuple[str, str]) -> None:
         with pytest.raises(vt.APIError) as err:
             client.get_object("/files/{}", "0" * 64)
         assert err.value.code == "WrongCredentialsError"
+
+
+def test_content_search_with_vt_py(server: tuple[str, str]) -> None:
+    """VTGrep through vt-py: the iterator follows the content cursor in small batches, hits carry
+    context attributes, the snippet endpoint answers, bad queries are VT errors."""
+    host, key = server
+    samples = sorted(p for p in (DATA / "pe").iterdir() if p.name.endswith("_"))
+    stub = b"This program cannot be run in DOS mode"
+    expected = {hashlib.sha256(p.read_bytes()).hexdigest() for p in samples if stub in p.read_bytes()}
+    assert len(expected) >= 3
+    with vt.Client(key, host=host) as client:
+        for path in samples:
+            with open(path, "rb") as fh:
+                client.scan_file(fh)
+        query = 'content:"This program cannot be run in DOS mode"'
+        found = list(client.iterator("/intelligence/search", params={"query": query}, batch_size=2))
+        assert {obj.id for obj in found} >= expected
+        assert [obj.id for obj in found] == sorted(obj.id for obj in found)
+        context = found[0].context_attributes
+        assert context["confidence"] == 1.0 and isinstance(context["match_in_subfile"], bool)
+        snippet = client.get_json(f"/intelligence/search/snippets/{context['snippet']}")
+        assert "\x1c" in snippet["data"][0] and "\x1d" in snippet["data"][0]
+        for bad, code in [
+            ('content:"MZ"', "UnselectiveContentQueryError"),
+            ("content:{4D 5}", "InvalidArgumentError"),
+        ]:
+            with pytest.raises(vt.APIError) as err:
+                list(client.iterator("/intelligence/search", params={"query": bad}))
+            assert err.value.code == code
