@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import mmap
+import os
 import shutil
 import threading
 import time
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfile.contentindex.index import ContentIndex, StaleFormatError
+from kinfile.contentindex.index import Buffer, ContentIndex, StaleFormatError
 from kinfile.settings import Settings
 from kinfile.storage import content_queue
 from kinfile.storage.blobs import BlobStore
@@ -40,16 +42,23 @@ class UpdateResult:
     seconds: float = 0.0
 
 
-def read_blob(blobs: BlobStore, sha256: str) -> bytes | None:
-    """The stored bytes, or None when the blob is gone."""
+@contextmanager
+def mapped_blob(blobs: BlobStore, sha256: str) -> Iterator[Buffer | None]:
+    """The stored bytes (mapped when the blob is a local file), or None when it is gone."""
     path = blobs.local_path(sha256)
     try:
-        if path is not None:
-            with open(path, "rb") as fh:
-                return fh.read()
-        return blobs.read(sha256)
+        if path is None:
+            data: Buffer = blobs.read(sha256)
+            yield data
+            return
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                yield b""
+                return
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                yield mapped
     except (FileNotFoundError, OSError):
-        return None
+        yield None
 
 
 class ContentService:
@@ -143,13 +152,13 @@ class ContentService:
     ) -> None:
         missing: list[str] = []
 
-        def documents() -> Iterator[tuple[str, bytes]]:
+        def documents() -> Iterator[tuple[str, Buffer]]:
             for sha in chunk:
-                data = read_blob(self.blobs, sha)
-                if data is None:
-                    missing.append(sha)  # report-only or removed: nothing to index
-                    continue
-                yield sha, data
+                with mapped_blob(self.blobs, sha) as data:
+                    if data is None:
+                        missing.append(sha)  # report-only or removed: nothing to index
+                        continue
+                    yield sha, data  # the index reads it before asking for the next one
 
         count, total = self.index.add(documents())
         content_queue.mark_indexed(self.store, chunk)  # after the segments are committed

@@ -171,3 +171,27 @@ def test_large_files_are_chunked_and_matches_across_chunk_edges_are_kept(tmp_pat
     assert start <= at and at + len(edge) <= end
     assert index.candidates(_plan(tail)).chunks[sha] == {2}
     assert index.candidates(_plan(edge), per_file=True).chunks == {sha: None}
+
+
+def test_segments_close_at_the_key_bound_between_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kinfile.contentindex import index as index_module
+
+    monkeypatch.setattr(index_module, "MAX_SEGMENT_KEYS", 20_000)
+    rng = random.Random(4)
+    docs = _docs()[:30] + [("ab" * 32, rng.randbytes(2 * CHUNK + 100))]  # 2 chunks (the last one + overlap)
+    index = ContentIndex(tmp_path / "ix", partitions=1)
+    index.add(docs)
+    status = index.status()
+    assert status["segments"] > 2 and status["documents"] == len(docs)
+    for part in range(index.partitions):
+        for entry in index.manifest(part)["segments"]:
+            shas = index._segment(part, entry["file"]).all_sha256()
+            assert shas.count("ab" * 32) in (0, 2)  # all chunks of a file in one segment
+    big = docs[-1][1]
+    lit = big[CHUNK - 5 : CHUNK + 7]
+    assert "ab" * 32 in index.candidates(_plan(lit)).sha256s
+    for _sha, data in docs[:30]:
+        lit = data[len(data) // 2 : len(data) // 2 + 10]
+        assert _brute(docs, lit) <= index.candidates(_plan(lit)).sha256s

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +43,8 @@ from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, 
 FORMAT = 2
 CHUNK = 1 << 20
 OVERLAP = 8 << 10
+MAX_SEGMENT_KEYS = 48_000_000  # ~400 MB of sort keys while a segment is built
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 MAX_LISTS = 16  # posting lists read per alternative (the lightest ones)
 FEW_DOCS = 2  # candidates left at which an alternative stops reading lists
 Plan = Sequence[Sequence[frozenset[int]]]  # AND of requirements, each an OR of AND-ed trigram sets
@@ -172,24 +175,33 @@ class ContentIndex:
                     seg.close()
 
     # -- writes -------------------------------------------------------------------------------
-    def add(self, docs: Iterable[tuple[str, bytes]]) -> tuple[int, int]:
-        """Index ``(sha256, bytes)`` documents: one new segment per partition touched.
+    def add(self, docs: Iterable[tuple[str, Buffer]]) -> tuple[int, int]:
+        """Index ``(sha256, bytes)`` documents (bytes or a mapped file): a new segment per
+        partition touched, or more: a segment is closed after the file that brings it to
+        :data:`MAX_SEGMENT_KEYS` trigram postings.
 
         Returns ``(documents, bytes)`` indexed. Searchable once this returns.
         """
         sets = GramSets()
         per_part: dict[int, list[tuple[str, int, Any]]] = {}
+        keys: dict[int, int] = {}
         sizes: dict[int, int] = {}
         count = total = 0
         for sha256, data in docs:
             part = self.partition_of(sha256)
-            view = memoryview(data)
+            view = memoryview(data)  # type: ignore[arg-type]
+            items = per_part.setdefault(part, [])
             for number, start in enumerate(chunk_starts(len(data))):
-                piece = view[start : start + CHUNK + OVERLAP]
-                per_part.setdefault(part, []).append((sha256, number, sets.distinct(piece)))
+                grams = sets.distinct(view[start : start + CHUNK + OVERLAP])
+                items.append((sha256, number, grams))
+                keys[part] = keys.get(part, 0) + len(grams)
+            view.release()  # a mapped file may be closed once we ask for the next document
             sizes[part] = sizes.get(part, 0) + len(data)
             count += 1
             total += len(data)
+            if keys[part] >= MAX_SEGMENT_KEYS:  # bounded memory; a file's chunks stay together
+                self._commit_segment(part, per_part.pop(part), sizes.pop(part))
+                keys[part] = 0
         for part, items in sorted(per_part.items()):
             self._commit_segment(part, items, sizes[part])
         return count, total
