@@ -137,3 +137,22 @@ def test_similar_files_relationship(env: Any) -> None:
         }
     meta = client.get("/api/v3/metadata").json()["data"]["relationships"]["file"]
     assert "similar_files" in [m["name"] for m in meta]
+
+
+def test_relationships_parameter_adds_descriptor_blocks(env: Any) -> None:
+    client, services, stored = env
+    r = client.get(
+        URL, params={"query": "size:1+", "limit": "5", "relationships": "submissions,similar_files"}
+    )
+    assert r.status_code == 200, r.text
+    for obj in r.json()["data"]:
+        rels = obj["relationships"]
+        assert set(rels) == {"submissions", "similar_files"}
+        subs = rels["submissions"]["data"]
+        assert subs and all(d["type"] == "submission" for d in subs)
+        assert len(subs) == len(services.store.submissions(obj["id"], 0, 10))
+        assert rels["similar_files"]["links"]["self"].endswith(
+            f"/files/{obj['id']}/relationships/similar_files"
+        )
+    bad = client.get(URL, params={"query": "size:1+", "relationships": "nope"})
+    assert_error(bad, 404, "NotFoundError")

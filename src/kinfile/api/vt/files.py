@@ -104,7 +104,7 @@ async def upload_to_url(token: str, request: Request, owner: str = Depends(requi
 def get_file(file_id: str, request: Request) -> JSONResponse:
     services = services_of(request)
     row = services.get_file(file_id)
-    rels = _requested_relationships(request, services, row.sha256)
+    rels = requested_relationships(request, services, row.sha256)
     obj = vt_object(base_url(request), "file", row.sha256, services.file_attributes(row), relationships=rels)
     return JSONResponse({"data": obj})
 
@@ -194,7 +194,8 @@ def _render_item(services: Services, base: str, item: dict[str, Any], descriptor
     return vt_object(base, item["type"], item["id"], attrs, context_attributes=context)
 
 
-def _requested_relationships(request: Request, services: Services, sha256: str) -> dict[str, Any] | None:
+def requested_relationships(request: Request, services: Services, sha256: str) -> dict[str, Any] | None:
+    """The ``?relationships=a,b`` descriptor blocks of a file object (first page of each)."""
     wanted = request.query_params.get("relationships")
     if not wanted:
         return None

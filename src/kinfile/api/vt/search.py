@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from kinfile import search
 from kinfile.api.auth import base_url, require_key, services_of
+from kinfile.api.vt.files import requested_relationships
 from kinfile.api.vt.serialize import collection, error_item, vt_object
 
 router = APIRouter(dependencies=[Depends(require_key)])
@@ -39,6 +40,11 @@ def intelligence_search(request: Request, owner: str = Depends(require_key)) -> 
             items.append(error_item("file", hit.sha256, "NotFoundError", f'File "{hit.sha256}" not found'))
             continue
         attributes = services.file_attributes(row)
-        items.append(vt_object(base, "file", hit.sha256, attributes, context_attributes=hit.context))
+        rels = requested_relationships(request, services, hit.sha256)
+        items.append(
+            vt_object(
+                base, "file", hit.sha256, attributes, context_attributes=hit.context, relationships=rels
+            )
+        )
     self_url = f"{base}/api/v3/intelligence/search"
     return JSONResponse(collection(items, page.cursor, self_url, list(params.multi_items()), meta=page.meta))
