@@ -11,6 +11,7 @@ always sha256 (``order`` is ignored, as on VirusTotal); the cursor is the last s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+import yara_x
 
 from kinfile.contentindex.index import OVERLAP, chunk_window
 from kinfile.errors import (
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 COMBINABLE = frozenset({"size", "type", "fs", "ls", "imphash", "positives", "tag", "submissions"})
 SNIPPET_CONTEXT = 32
+SNIPPET_MAX = 256  # matched bytes shown in a snippet
 
 
 def is_content_query(node: Node) -> bool:
@@ -100,8 +103,9 @@ class Match:
 class _Verifier:
     """Finds patterns in stored bytes (mapped when local), memoised per (document, pattern)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, deadline: QueryDeadline) -> None:
         self.blobs = services.blobs
+        self.deadline = deadline
         self.memo: dict[tuple[str, int], Match | None] = {}
         self.bytes_read = 0
 
@@ -137,17 +141,51 @@ class _Verifier:
         return self.memo[key]
 
     def _search(self, doc: str, data: Any, pattern: ContentPattern, chunks: set[int] | None) -> Match | None:
-        if chunks is None:
-            self.bytes_read += len(data)
-            found = pattern.find(data)
-            return Match(doc, *found) if found else None
-        for chunk in sorted(chunks):
-            start, end = chunk_window(chunk, len(data))
+        windows = [(0, len(data))] if chunks is None else [chunk_window(c, len(data)) for c in sorted(chunks)]
+        for start, end in windows:
             self.bytes_read += end - start
-            found = pattern.find(data, start, end)
+            if pattern.has_jumps:
+                found = _yara_find(pattern, data, start, end, self.deadline)
+            else:
+                found = pattern.find(data, start, end)
             if found:
                 return Match(doc, *found)
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _yara_rules(hex_string: str) -> yara_x.Rules:
+    return yara_x.compile("rule content { strings: $a = { " + hex_string + " } condition: $a }")
+
+
+def _yara_find(
+    pattern: ContentPattern, data: Any, start: int, end: int, deadline: QueryDeadline
+) -> tuple[int, int] | None:
+    """The first match of a pattern with jumps in ``data[start:end]``, by yara-x: a backtracking
+    regex could take hours on hostile bytes (``A [0-1048576] B`` over megabytes of ``A``), while
+    yara-x chains the fixed parts by distance and stops at its timeout."""
+    low = max(start, pattern.min_offset or 0)
+    high = end if pattern.max_offset is None else min(end, pattern.max_offset + pattern.max_length)
+    if high - low < pattern.min_length:
+        return None
+    scanner = yara_x.Scanner(_yara_rules(pattern.yara_hex))
+    scanner.set_timeout(max(1, int(deadline.remaining())))
+    try:
+        results = scanner.scan(bytes(data[low:high]))
+    except yara_x.TimeoutError as exc:
+        raise DeadlineExceededError(
+            "verifying the content pattern took longer than the search deadline"
+        ) from exc
+    best: tuple[int, int] | None = None
+    for rule in results.matching_rules:
+        for found in rule.patterns:
+            for m in found.matches:
+                at = low + m.offset
+                if pattern.max_offset is not None and at > pattern.max_offset:
+                    continue
+                if best is None or at < best[0]:
+                    best = (at, at + m.length)
+    return best
 
 
 def _candidates(
@@ -233,7 +271,7 @@ def search(
 
     rows = _execute(services, sa.select(f.c.sha256).where(*where).order_by(f.c.sha256), deadline)
     ordered = [r[0] for r in rows]
-    verifier = _Verifier(services)
+    verifier = _Verifier(services, deadline)
     hits: list[tuple[str, dict[str, Any]]] = []
     last: str | None = None
     for sha256 in ordered:
@@ -289,6 +327,7 @@ def snippet(services: Services, token: str) -> list[str]:
         doc, start, end = str(payload["sn"]), int(payload["o"]), int(payload["e"])
     except (InvalidArgumentError, KeyError, TypeError, ValueError) as exc:
         raise BadRequestError("Invalid token") from exc
+    end = min(end, start + SNIPPET_MAX)  # a match over a long jump: its first bytes only
     low = max(0, start - SNIPPET_CONTEXT - 16)
     try:
         with services.blobs.open(doc) as fh:

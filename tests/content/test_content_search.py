@@ -310,3 +310,26 @@ def test_compaction_during_queries_changes_no_result(world: World, tmp_path: Pat
     thread.join()
     assert not errors
     assert services.content.status()["segments"] <= services.content.index.partitions
+
+
+def test_hostile_jumps_are_verified_without_backtracking(world: World, tmp_path: Path) -> None:
+    """``A [0-1048576] B [0-1048576] C`` over megabytes of ``A``: a backtracking regex would run
+    for hours; yara-x answers in seconds, and the answers stay exact."""
+    import time
+
+    services = world.services
+    path = tmp_path / "hostile.bin"
+    path.write_bytes(b"MZ\x90\x00" * 600_000 + b"BBBB" + b"\x00" * 100 + b"CCCQ")
+    run_ingest(services.settings, [str(path)], jobs=1)
+    started = time.monotonic()
+    absent = hits(services, "content:{4D 5A 90 00 [0-1048576] 42 42 42 42 [0-1048576] 43 43 43 43}")
+    present = hits(services, "content:{4D 5A 90 00 [0-1048576] 42 42 42 42 [0-200] 43 43 43 51}")
+    assert time.monotonic() - started < 60
+    assert absent == {}
+    assert len(present) == 1
+    context = next(iter(present.values()))
+    from kinfile.content_search import snippet
+
+    lines = snippet(services, context["snippet"])[0].split("\n")  # not splitlines: \x1c is a break
+    assert sum("\x1c" in line for line in lines) >= 1
+    assert len(lines) <= (32 + 256 + 32) // 16 + 2  # a 2 MB match shows its first 256 bytes

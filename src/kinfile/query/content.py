@@ -109,6 +109,8 @@ class ContentPattern:
     plan: Plan
     selective: bool
     unselective_reason: str | None
+    yara_hex: str = ""  # the pattern as a YARA hex string (patterns with jumps are verified by yara-x)
+    has_jumps: bool = False
 
     def find(self, data: Data, start: int = 0, end: int | None = None) -> tuple[int, int] | None:
         """``(start, end)`` of the leftmost match lying in ``data[start:end]`` that obeys the
@@ -302,6 +304,34 @@ def parse_content(raw: str, span_offset: int = 0) -> ContentPattern:
         plan=plan,
         selective=selective,
         unselective_reason=None if selective else _reason(raw, seq),
+        yara_hex=_yara_hex(seq),
+        has_jumps=_has_jumps(seq),
+    )
+
+
+def _yara_hex(seq: Seq) -> str:
+    """The YARA hex-string form of a pattern (same wildcards, jumps and alternatives)."""
+    parts: list[str] = []
+    for item in seq:
+        if isinstance(item, Jump):
+            parts.append(f"[{item.low}]" if item.low == item.high else f"[{item.low}-{item.high}]")
+        elif isinstance(item, Alt):
+            parts.append("( " + " | ".join(_yara_hex(branch) for branch in item.branches) + " )")
+        elif item.mask == 0xFF:
+            parts.append(f"{item.value:02X}")
+        elif item.mask == 0:
+            parts.append("??")
+        elif item.mask == 0xF0:
+            parts.append(f"{item.value >> 4:X}?")
+        else:
+            parts.append(f"?{item.value & 0x0F:X}")
+    return " ".join(parts)
+
+
+def _has_jumps(seq: Seq) -> bool:
+    return any(
+        isinstance(item, Jump) or (isinstance(item, Alt) and any(_has_jumps(b) for b in item.branches))
+        for item in seq
     )
 
 
