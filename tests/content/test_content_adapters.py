@@ -87,6 +87,8 @@ def test_cli_index_commands_search_and_delete(tmp_path: Path) -> None:
     code, out, _err = run(home, "search", f'content:"{DOS_STUB}"')
     hits = json.loads(out)
     assert code == 0 and hits and all(h["context_attributes"]["confidence"] == 1.0 for h in hits)
+    code, out, _err = run(home, "search", f'content:"{DOS_STUB}"', "--format", "table")
+    assert code == 0 and out.splitlines()[0].split()[-1] == "match_in_subfile"
     code, out, _err = run(home, "index", "compact")
     assert code == 0 and "merges" in out
     code, out, _err = run(home, "index", "rebuild", "--no-progress")

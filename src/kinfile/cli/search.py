@@ -37,20 +37,22 @@ def _emit(records: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, sort_keys=True))
         return
+    contexts = [r.get("context_attributes") or {} for r in records]
+    last = "match_in_subfile" if any("match_in_subfile" in c for c in contexts) else COLUMNS[-1]
+    columns = (*COLUMNS[:-1], last)  # content: hits show where they matched instead of a score
     rows = [
-        [r.get(c) if c != "similarity_score" else (r.get("context_attributes") or {}).get(c) for c in COLUMNS]
-        for r in records
+        [*(r.get(c) for c in COLUMNS[:-1]), ctx.get(last)] for r, ctx in zip(records, contexts, strict=True)
     ]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         writer.writerows(["" if v is None else v for v in row] for row in rows)
         click.echo(buffer.getvalue(), nl=False)
         return
     text = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(COLUMNS)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip())
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in text:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
