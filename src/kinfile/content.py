@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinfile.contentindex.index import Buffer, ContentIndex, StaleFormatError
+from kinfile.contentindex.index import Buffer, ContentIndex, IndexError_
 from kinfile.settings import Settings
 from kinfile.storage import content_queue
 from kinfile.storage.blobs import BlobStore
@@ -69,7 +69,7 @@ class ContentService:
         root = Path(settings.content_index)
         try:
             self.index = ContentIndex(root, settings.content_partitions)
-        except StaleFormatError as exc:  # an older kinfile wrote it: index everything again
+        except IndexError_ as exc:  # an older kinfile wrote it, or it is damaged: derived data
             logger.warning("%s; rebuilding the content index", exc)
             shutil.rmtree(root)
             self.index = ContentIndex(root, settings.content_partitions)
@@ -183,8 +183,12 @@ class ContentService:
     def compact(self, full: bool = True) -> int:
         return self.index.compact(full=full)
 
+    def pending(self) -> int:
+        """Files queued for the index."""
+        return content_queue.pending_count(self.store)
+
     def status(self) -> dict[str, Any]:
-        return {**self.index.status(), "pending": content_queue.pending_count(self.store)}
+        return {**self.index.status(), "pending": self.pending()}
 
 
 class ContentIndexer:

@@ -138,3 +138,26 @@ def test_content_search_on_a_remote_blob_store(tmp_path: Path) -> None:
     page = search.search(services, query, None, 40)
     assert {h.sha256 for h in page.hits} == before and before
     assert "\x1c" in "\n".join(snippet(services, page.hits[0].context["snippet"]))
+
+
+def test_a_damaged_segment_is_a_clear_error_and_rebuild_repairs_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    run(home, "--setting", "magika=off", "ingest", str(PE), "--no-progress")
+    segments = sorted((home / "content").rglob("seg-*.kfs"))
+    assert segments
+    segments[0].write_bytes(b"KFCONT02 truncated")
+    code, _out, err = run(home, "search", f'content:"{DOS_STUB}"')
+    assert code == 1 and "cannot be read" in err and "kinfile index rebuild" in err
+    code, _out, _err = run(home, "index", "rebuild", "--no-progress")
+    assert code == 0
+    code, out, _err = run(home, "search", f'content:"{DOS_STUB}"')
+    assert code == 0 and json.loads(out)
+    (home / "content" / "p00" / "manifest.json").write_text("{not json")
+    code, _out, err = run(home, "search", f'content:"{DOS_STUB}"')
+    assert code == 1 and "kinfile index rebuild" in err
+    assert run(home, "index", "rebuild", "--no-progress")[0] == 0
+    (home / "content" / "index.json").write_text("[]")  # the root file: reset and queued again
+    code, out, _err = run(home, "index", "status", "--format", "json")
+    assert code == 0 and json.loads(out)["pending"] > 0
+    code, out, _err = run(home, "search", f'content:"{DOS_STUB}"')
+    assert code == 0 and json.loads(out)

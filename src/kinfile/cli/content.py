@@ -69,7 +69,7 @@ def status(ctx: click.Context, fmt: str) -> None:
 
 def _update(ctx: click.Context, progress: bool | None, rebuild: bool) -> None:
     services = _services(ctx)
-    pending = services.content.status()["pending"]
+    pending = services.content.pending()
     show = sys.stderr.isatty() if progress is None else progress
     bar, tick = _progress(show, pending)
     result = services.content.rebuild(tick) if rebuild else services.content.update(progress=tick)  # type: ignore[arg-type]

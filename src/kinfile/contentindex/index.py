@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from kinfile.contentindex.grams import GramSets
 from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, write_segment
+from kinfile.errors import KinfileError
 
 FORMAT = 2
 CHUNK = 1 << 20
@@ -50,8 +51,9 @@ FEW_DOCS = 2  # candidates left at which an alternative stops reading lists
 Plan = Sequence[Sequence[frozenset[int]]]  # AND of requirements, each an OR of AND-ed trigram sets
 
 
-class IndexError_(Exception):
-    """The content index cannot be used (foreign format, unreadable manifest)."""
+class IndexError_(KinfileError):
+    """The content index cannot be used (foreign format, unreadable manifest or segment): a
+    server error (500, exit 1) whose message says how to repair it."""
 
 
 class StaleFormatError(IndexError_):
@@ -90,9 +92,9 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     except FileNotFoundError:
         return dict(default)
     except (OSError, ValueError) as exc:
-        raise IndexError_(f"cannot read {path}: {exc}") from exc
+        raise IndexError_(f"cannot read {path}: {exc}; run `kinfile index rebuild`") from exc
     if not isinstance(value, dict):
-        raise IndexError_(f"{path} is not a JSON object")
+        raise IndexError_(f"{path} is not a JSON object; run `kinfile index rebuild`")
     return value
 
 
@@ -248,13 +250,17 @@ class ContentIndex:
         return marked
 
     def clear(self) -> None:
-        """Drop every segment (a rebuild indexes the stored files again)."""
+        """Drop every segment (a rebuild indexes the stored files again), damaged ones too."""
         with self._writer():
             for part in range(self.partitions):
                 path = self._dir(part) / "manifest.json"
-                manifest = _read_json(path, _empty_manifest())
-                old = [s["file"] for s in manifest["segments"]]
-                _write_json(path, {"next_seq": manifest["next_seq"], "segments": [], "tombstones": {}})
+                try:
+                    next_seq = int(_read_json(path, _empty_manifest())["next_seq"])
+                except (IndexError_, KeyError, TypeError, ValueError):
+                    next_seq = 1
+                old = [p.name for p in self._dir(part).glob("seg-*.kfs*")]
+                _write_json(path, {"next_seq": next_seq, "segments": [], "tombstones": {}})
+                self._manifests.pop(part, None)
                 self._remove_files(part, old)
 
     def _remove_files(self, part: int, names: Iterable[str]) -> None:
@@ -352,14 +358,19 @@ class ContentIndex:
         found: dict[str, set[int] | None] = {}
         segments = postings = 0
         for part in range(self.partitions):
-            for _attempt in range(5):
+            for attempt in range(5):
                 try:
                     s, p = self._candidates_in(part, plan, found, per_file)
                     segments += s
                     postings += p
                     break
-                except (FileNotFoundError, SegmentError):
+                except (FileNotFoundError, SegmentError) as exc:
                     self._manifests.pop(part, None)  # a merge replaced a segment: read again
+                    if attempt == 4:  # not a merge: the partition is damaged; never answer without it
+                        raise IndexError_(
+                            f"content index partition {part} cannot be read ({exc}); "
+                            "run `kinfile index rebuild`"
+                        ) from exc
             if should_stop and should_stop():
                 break
         return Candidates(found, segments, postings)

@@ -37,13 +37,14 @@ from kinfile.contentindex.grams import (
     encode_postings,
     encode_varints,
 )
+from kinfile.errors import KinfileError
 
 MAGIC = b"KFCONT02"
 DOC = 36  # bytes per document entry: sha256 + chunk number
 _HEAD = struct.Struct("<8sI")
 
 
-class SegmentError(Exception):
+class SegmentError(KinfileError):
     """A segment file that cannot be read (truncated, foreign or corrupt)."""
 
 
