@@ -338,7 +338,8 @@ class Importer:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
             for chunk in itertools.chain([first or [], second], chunks):
                 inflight.append(pool.submit(_prepare_chunk, (chunk, self.source, self.store.url)))
-                if len(inflight) >= self.jobs * 2:
+                # enough chunks ahead that the workers go on while a bulk batch is written
+                if len(inflight) >= self.jobs * 2 + BULK_BATCH // BATCH:
                     yield from inflight.popleft().result()
             while inflight:
                 yield from inflight.popleft().result()
