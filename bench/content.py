@@ -24,6 +24,7 @@ import argparse
 import mmap
 import os
 import random
+import re
 import statistics
 import time
 from pathlib import Path
@@ -69,16 +70,12 @@ def literal_from(data: bytes, rng: random.Random, kind: str) -> bytes | None:
         at = rng.randrange(0, len(data) - n + 1)
         return data[at : at + n]
     if kind == "text":
-        import re
-
         runs = [m for m in re.finditer(rb"[\x20-\x7e]{12,}", data[: 4 * 1024 * 1024])]
         if not runs:
             return None
         m = rng.choice(runs)
         start = rng.randrange(m.start(), m.end() - 8 + 1)
         return data[start : min(m.end(), start + n)]
-    import re
-
     runs = [m for m in re.finditer(rb"(?:[\x20-\x7e]\x00){6,}", data[: 4 * 1024 * 1024])]
     if not runs:
         return None

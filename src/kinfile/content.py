@@ -9,7 +9,6 @@ directly, so results never miss it. Tiered merges run in the same thread after e
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import mmap
@@ -125,22 +124,21 @@ class ContentService:
             page = content_queue.pending(self.store, QUEUE_PAGE, after)
             if not page:
                 return
-            after = page[-1]
-            batch = [sha for _q, sha in page]
+            after = page[-1][:2]
+            batch = [(sha, size) for _q, sha, size in page]
             if max_documents is not None:
                 batch = batch[: max_documents - result.documents]
             self._index_batch(batch, result, progress)
 
     def _index_batch(
-        self, batch: list[str], result: UpdateResult, progress: Callable[[int, int], None] | None
+        self, batch: list[tuple[str, int]], result: UpdateResult, progress: Callable[[int, int], None] | None
     ) -> None:
         limit = max(1, self.settings.content_batch_bytes)
         chunk: list[str] = []
         size = 0
-        for sha in batch:
+        for sha, file_size in batch:
             chunk.append(sha)
-            with contextlib.suppress(FileNotFoundError, OSError):
-                size += self.blobs.size(sha)
+            size += file_size
             if size >= limit:
                 self._index_chunk(chunk, result, progress)
                 chunk, size = [], 0

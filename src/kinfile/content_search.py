@@ -190,9 +190,9 @@ def _yara_find(
 
 def _candidates(
     services: Services, patterns: list[ContentPattern], deadline: QueryDeadline
-) -> tuple[dict[int, dict[str, set[int] | None]], set[str]]:
-    """Candidate documents per selective pattern (index ∪ queue, with the chunks to verify:
-    None = the whole file), and the queued documents."""
+) -> dict[int, dict[str, set[int] | None]]:
+    """Candidate documents per selective pattern (index ∪ queue), with the chunks to verify
+    (None = the whole file)."""
     content = services.content
     cap = services.settings.content_max_candidates
     queued = set(content_queue.pending_sha256s(services.store, cap + 1))
@@ -214,7 +214,7 @@ def _candidates(
                 "(its n-grams are too common); add more bytes"
             )
         per_pattern[i] = docs
-    return per_pattern, queued
+    return per_pattern
 
 
 def _result_candidates(
@@ -258,7 +258,7 @@ def search(
     if cursor and (page.get("q") != qhash or not isinstance(page.get("s"), str)):
         raise InvalidArgumentError("invalid cursor: it belongs to another query")
     now = int(page.get("n") or time.time())
-    per_pattern, _queued = _candidates(services, patterns, deadline)
+    per_pattern = _candidates(services, patterns, deadline)
     candidates, inside = _result_candidates(services, per_pattern)
     f = schema.files
     env = env_factory(now)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from kinfile.contentindex.grams import (
-    GramSets,
     decode_postings,
     decode_varints,
+    distinct_grams,
     encode_postings,
     encode_varints,
     gram,
@@ -36,6 +36,16 @@ def _plan(literal: bytes) -> list[list[frozenset[int]]]:
     return [[frozenset(gram(literal[i : i + 3]) for i in range(len(literal) - 2))]]
 
 
+def _literals(docs: list[tuple[str, bytes]], rng: random.Random, count: int, length: int) -> list[bytes]:
+    """``count`` substrings of ``length`` bytes cut at random from random documents."""
+    out = []
+    for _ in range(count):
+        _sha, data = rng.choice(docs)
+        at = rng.randrange(0, max(1, len(data) - length))
+        out.append(data[at : at + length])
+    return out
+
+
 def _brute(docs: list[tuple[str, bytes]], literal: bytes) -> set[str]:
     return {sha for sha, data in docs if literal in data}
 
@@ -52,16 +62,14 @@ def test_varints_round_trip_every_length() -> None:
 
 
 def test_distinct_trigrams_match_python_on_real_files() -> None:
-    sets = GramSets()
     for _sha, data in _docs()[:40]:
         expected = sorted({int.from_bytes(data[i : i + 3], "little") for i in range(len(data) - 2)})
-        assert sets.distinct(data).tolist() == expected
+        assert distinct_grams(data).tolist() == expected
 
 
 def test_segment_lists_exactly_the_documents_holding_a_trigram(tmp_path: Path) -> None:
     docs = _docs()
-    sets = GramSets()
-    write_segment(tmp_path / "s.kfs", [(sha, 0, sets.distinct(data)) for sha, data in docs], 0)
+    write_segment(tmp_path / "s.kfs", [(sha, 0, distinct_grams(data)) for sha, data in docs], 0)
     seg = Segment(tmp_path / "s.kfs")
     assert seg.n_docs == len(docs)
     rng = random.Random(1)
@@ -88,12 +96,7 @@ def test_candidates_never_miss_and_deletes_hide(tmp_path: Path) -> None:
     half = len(docs) // 2
     index.add(docs[:half])
     index.add(docs[half:])
-    rng = random.Random(7)
-    literals = []
-    for _ in range(60):
-        _sha, data = rng.choice(docs)
-        at = rng.randrange(0, max(1, len(data) - 12))
-        literals.append(data[at : at + 12])
+    literals = _literals(docs, random.Random(7), 60, 12)
     for lit in literals:
         assert _brute(docs, lit) <= index.candidates(_plan(lit)).sha256s
     gone = docs[0][0]
@@ -119,12 +122,7 @@ def test_merges_during_queries_change_no_answer(tmp_path: Path) -> None:
     index = ContentIndex(tmp_path / "ix", partitions=2)
     for i in range(0, len(docs), 8):  # many small segments
         index.add(docs[i : i + 8])
-    rng = random.Random(3)
-    literals = []
-    for _ in range(30):
-        _sha, data = rng.choice(docs)
-        at = rng.randrange(0, max(1, len(data) - 10))
-        literals.append(data[at : at + 10])
+    literals = _literals(docs, random.Random(3), 30, 10)
     truth = [_brute(docs, lit) for lit in literals]
     errors: list[BaseException] = []
     reader = ContentIndex(tmp_path / "ix")  # another process's view: its own caches

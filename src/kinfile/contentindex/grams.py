@@ -10,6 +10,8 @@ value is the document number, each next one ``doc[i] - doc[i-1] - 1`` (as in urs
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,22 +41,24 @@ def grams_of(data: bytes | memoryview) -> U32:
     return out
 
 
-class GramSets:
-    """Distinct sorted trigrams of documents.
+def run_starts(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """For a sorted array: True where a run of equal values starts."""
+    first = np.empty(len(values), dtype=np.bool_)
+    if len(values):
+        first[0] = True
+        np.not_equal(values[1:], values[:-1], out=first[1:])
+    return first
+
+
+def distinct_grams(data: bytes | memoryview) -> U32:
+    """Distinct trigrams of ``data``, sorted.
 
     numpy's SIMD sort and one comparison of neighbours: ~7 ms for a 1 MiB chunk here, faster
     than a 2^24 mark array (random writes, then a scan) or ``np.unique`` (hashing).
     """
-
-    def distinct(self, data: bytes | memoryview) -> U32:
-        every = grams_of(data)
-        if len(every) < 2:
-            return every
-        every.sort()
-        keep = np.empty(len(every), dtype=np.bool_)
-        keep[0] = True
-        np.not_equal(every[1:], every[:-1], out=keep[1:])
-        return every[keep]
+    every = grams_of(data)
+    every.sort()
+    return every[run_starts(every)]
 
 
 def encode_varints(values: npt.NDArray[np.integer]) -> tuple[U8, U8]:

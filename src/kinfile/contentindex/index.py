@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kinfile.contentindex.grams import GramSets
+from kinfile.contentindex.grams import distinct_grams
 from kinfile.contentindex.segment import Segment, SegmentError, merge_segments, write_segment
 from kinfile.errors import KinfileError
 
@@ -66,8 +66,6 @@ class Candidates:
     None when the whole file must be verified (planned per file)."""
 
     chunks: dict[str, set[int] | None]
-    segments: int
-    postings_read: int
 
     @property
     def sha256s(self) -> set[str]:
@@ -184,7 +182,6 @@ class ContentIndex:
 
         Returns ``(documents, bytes)`` indexed. Searchable once this returns.
         """
-        sets = GramSets()
         per_part: dict[int, list[tuple[str, int, Any]]] = {}
         keys: dict[int, int] = {}
         sizes: dict[int, int] = {}
@@ -194,7 +191,7 @@ class ContentIndex:
             view = memoryview(data)  # type: ignore[arg-type]
             items = per_part.setdefault(part, [])
             for number, start in enumerate(chunk_starts(len(data))):
-                grams = sets.distinct(view[start : start + CHUNK + OVERLAP])
+                grams = distinct_grams(view[start : start + CHUNK + OVERLAP])
                 items.append((sha256, number, grams))
                 keys[part] = keys.get(part, 0) + len(grams)
             view.release()  # a mapped file may be closed once we ask for the next document
@@ -356,13 +353,10 @@ class ContentIndex:
         ``per_file``: plan over each file's whole trigram set (patterns longer than OVERLAP).
         """
         found: dict[str, set[int] | None] = {}
-        segments = postings = 0
         for part in range(self.partitions):
             for attempt in range(5):
                 try:
-                    s, p = self._candidates_in(part, plan, found, per_file)
-                    segments += s
-                    postings += p
+                    self._candidates_in(part, plan, found, per_file)
                     break
                 except (FileNotFoundError, SegmentError) as exc:
                     self._manifests.pop(part, None)  # a merge replaced a segment: read again
@@ -373,20 +367,17 @@ class ContentIndex:
                         ) from exc
             if should_stop and should_stop():
                 break
-        return Candidates(found, segments, postings)
+        return Candidates(found)
 
     def _candidates_in(
         self, part: int, plan: Plan, found: dict[str, set[int] | None], per_file: bool
-    ) -> tuple[int, int]:
+    ) -> None:
         manifest = self.manifest(part)
         tomb = manifest["tombstones"]
-        read = 0
         for entry in manifest["segments"]:
             seg = self._segment(part, entry["file"])
             owners, firsts = seg.owners() if per_file else (None, None)
-            docs, n = _evaluate(seg, plan, owners)
-            read += n
-            for number in docs.tolist():
+            for number in _evaluate(seg, plan, owners).tolist():
                 sha = seg.sha256(int(firsts[number]) if firsts is not None else number)
                 if tomb.get(sha, -1) >= entry["seq"]:
                     continue
@@ -396,7 +387,6 @@ class ContentIndex:
                 chunks = found.setdefault(sha, set())
                 if chunks is not None:
                     chunks.add(seg.chunk(number))
-        return len(manifest["segments"]), read
 
     def status(self) -> dict[str, Any]:
         parts = []
@@ -421,20 +411,17 @@ class ContentIndex:
         return {"root": str(self.root), "partitions": parts, **total, "size_ratio": round(ratio, 4)}
 
 
-def _evaluate(
-    seg: Segment, plan: Plan, owners: npt.NDArray[np.int64] | None = None
-) -> tuple[npt.NDArray[np.int64], int]:
-    """Document numbers of ``seg`` satisfying ``plan``, and how many posting lists were read;
-    with ``owners`` (document → file ordinal), file ordinals satisfying it per file.
+def _evaluate(seg: Segment, plan: Plan, owners: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.int64]:
+    """Document numbers of ``seg`` satisfying ``plan``; with ``owners`` (document → file
+    ordinal), the file ordinals satisfying it per file.
 
     Any subset of an alternative's trigrams is still a correct (looser) filter, so each
     alternative reads at most :data:`MAX_LISTS` of its lightest posting lists, and stops early
     once few documents are left.
     """
     if seg.n_docs == 0:
-        return np.empty(0, dtype=np.int64), 0
+        return np.empty(0, dtype=np.int64)
     everything = seg.n_docs if owners is None else int(owners[-1]) + 1
-    read = 0
     weighted = []
     for requirement in plan:
         alts = []
@@ -458,7 +445,6 @@ def _evaluate(
                     docs = seg.postings(g)
                     if owners is not None:
                         docs = np.unique(owners[docs])
-                    read += 1
                     inter = docs if inter is None else np.intersect1d(inter, docs, assume_unique=True)
                     if len(inter) <= FEW_DOCS:
                         break
@@ -470,6 +456,4 @@ def _evaluate(
         result = union
         if len(result) == 0:
             break
-    if result is None:
-        return np.arange(everything, dtype=np.int64), read
-    return result, read
+    return np.arange(everything, dtype=np.int64) if result is None else result

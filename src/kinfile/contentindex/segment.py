@@ -36,6 +36,7 @@ from kinfile.contentindex.grams import (
     decode_varints,
     encode_postings,
     encode_varints,
+    run_starts,
 )
 from kinfile.errors import KinfileError
 
@@ -57,10 +58,7 @@ def _build(
         return empty, empty, empty
     pairs = keys.view(np.uint32).reshape(-1, 2)  # little-endian: [doc, gram]
     docs, grams = pairs[:, 0], pairs[:, 1]
-    first = np.empty(len(grams), dtype=bool)
-    first[0] = True
-    np.not_equal(grams[1:], grams[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(run_starts(grams))
     postings, per_gram = encode_postings(docs, starts)
     distinct = grams[starts]
     gaps = np.empty(len(distinct), dtype=np.uint32)
@@ -165,13 +163,8 @@ class Segment:
         i = int(np.searchsorted(self.keys, np.uint32(g)))  # same dtype: no conversion of keys
         return i if i < len(self.keys) and int(self.keys[i]) == g else -1
 
-    def weight(self, g: int) -> int:
-        """Bytes of the posting list of ``g`` (0: absent); a cheap proxy for its length."""
-        i = self._slot(g)
-        return 0 if i < 0 else int(self.offsets[i + 1] - self.offsets[i])
-
     def weights(self, grams: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """:meth:`weight` of many trigrams at once."""
+        """Bytes of each trigram's posting list (0: absent), a cheap proxy for its length."""
         if len(self.keys) == 0:
             return np.zeros(len(grams), dtype=np.int64)
         needles = grams.astype(np.uint32)

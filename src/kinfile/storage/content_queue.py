@@ -22,16 +22,22 @@ CHILD_RELATIONS = tuple(RELATIONSHIP_PAIRS)
 CHUNK = 500
 
 
-def pending(store: Store, limit: int, after: tuple[int, str] | None = None) -> list[tuple[int, str]]:
-    """Queued ``(queued, sha256)`` in queue order, starting after ``after``."""
-    q = schema.content_pending
-    statement = select(q.c.queued, q.c.sha256).order_by(q.c.queued, q.c.sha256).limit(limit)
+def pending(store: Store, limit: int, after: tuple[int, str] | None = None) -> list[tuple[int, str, int]]:
+    """Queued ``(queued, sha256, size)`` in queue order, starting after ``(queued, sha256)``
+    (the size from the file's row: a join on sha256, co-located on Citus)."""
+    q, f = schema.content_pending, schema.files
+    statement = (
+        select(q.c.queued, q.c.sha256, f.c.size)
+        .join(f, f.c.sha256 == q.c.sha256)
+        .order_by(q.c.queued, q.c.sha256)
+        .limit(limit)
+    )
     if after is not None:
         statement = statement.where(
             (q.c.queued > after[0]) | ((q.c.queued == after[0]) & (q.c.sha256 > after[1]))
         )
     with store.engine.connect() as conn:
-        return [(int(r[0]), str(r[1])) for r in conn.execute(statement)]
+        return [(int(r[0]), str(r[1]), int(r[2] or 0)) for r in conn.execute(statement)]
 
 
 def pending_count(store: Store) -> int:
@@ -40,7 +46,7 @@ def pending_count(store: Store) -> int:
 
 
 def pending_sha256s(store: Store, limit: int) -> list[str]:
-    return [sha for _q, sha in pending(store, limit)]
+    return [sha for _q, sha, _size in pending(store, limit)]
 
 
 def mark_indexed(store: Store, sha256s: Sequence[str]) -> None:
