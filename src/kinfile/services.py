@@ -90,12 +90,18 @@ class Services:
         never submitted on its own (all its submissions are extractions).
         """
         doomed = {self.resolve(h) for h in file_hashes}
-        depth = self.settings.max_child_depth
-        for sha256 in sorted(doomed):
-            for child in sorted(content_queue.descendants(self.store, sha256, depth)):
-                holders = content_queue.parents(self.store, [child]).get(child, set())
-                if holders <= doomed and content_queue.only_extracted(self.store, child):
-                    doomed.add(child)
+        level = set(doomed)
+        for _depth in range(self.settings.max_child_depth):  # level by level: holders go first
+            below = {c for cs in content_queue.children(self.store, level).values() for c in cs} - doomed
+            holders = content_queue.parents(self.store, below)
+            level = {
+                c
+                for c in below
+                if holders.get(c, set()) <= doomed and content_queue.only_extracted(self.store, c)
+            }
+            if not level:
+                break
+            doomed |= level
         deleted = deletion.delete_files(self.store, sorted(doomed))
         self.content.delete(deleted)
         for sha256 in deleted:
