@@ -3,6 +3,7 @@ and the CLI (search, index status/update/compact/rebuild, delete)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -161,3 +162,19 @@ def test_a_damaged_segment_is_a_clear_error_and_rebuild_repairs_it(tmp_path: Pat
     assert code == 0 and json.loads(out)["pending"] > 0
     code, out, _err = run(home, "search", f'content:"{DOS_STUB}"')
     assert code == 0 and json.loads(out)
+
+
+def test_deleting_an_archive_deletes_sub_files_at_every_depth(tmp_path: Path) -> None:
+    """clam.tar.gz holds a tar that holds a file: both levels go with it (the member's only
+    container is the tar, deleted in the same call)."""
+    from kinfile.storage import content_queue
+
+    home = tmp_path / "home"
+    archive = DATA / "archive" / "clam.tar.gz_"
+    run(home, "--setting", "magika=off", "ingest", str(archive), "--no-progress")
+    services = Services(load_settings({"home": str(home)}, env={}))
+    top = hashlib.sha256(archive.read_bytes()).hexdigest()
+    below = content_queue.descendants(services.store, top, 3)
+    assert len(below) == 2
+    assert sorted(services.delete_files([top])) == sorted({top} | below)
+    assert all(services.store.get_file(s) is None and not services.blobs.exists(s) for s in {top} | below)
