@@ -241,10 +241,33 @@ FEATURE_TYPES = (
 )
 
 
+# the top-level attributes each extractor reads (it finds nothing in a report without them)
+READS: dict[Extractor, frozenset[str]] = {
+    extract_pe_sections: frozenset({"pe_info"}),
+    extract_pe_hashes: frozenset({"pe_info"}),
+    extract_signer: frozenset({"signature_info"}),
+    extract_packers: frozenset({"packers"}),
+    extract_dotnet: frozenset({"dot_net_assembly"}),
+    extract_elf: frozenset({"elf_info"}),
+    extract_macros: frozenset({"office_info", "openxml_info"}),
+    extract_pdf_actions: frozenset({"pdf_info"}),
+    extract_rtf_objects: frozenset({"rtf_info"}),
+    extract_behaviour: frozenset(
+        {"files_dropped", "mutexes_created", "contacted_domains", "dns_lookups", *BEHAVIOUR_CONTAINERS}
+    ),
+}
+_READ_KEYS = frozenset().union(*READS.values())
+
+
 def extract(attrs: dict[str, Any]) -> list[Feature]:
     """Every clue feature of a report, sorted and de-duplicated."""
+    if _READ_KEYS.isdisjoint(attrs):  # an imported detections-only report: nothing to read
+        return []
+    present = _READ_KEYS.intersection(attrs)
     found: set[Feature] = set()
     for extractor in EXTRACTORS:
+        if present.isdisjoint(READS[extractor]):
+            continue
         try:
             found.update(extractor(attrs))
         except Exception:  # a malformed imported report must not block the write

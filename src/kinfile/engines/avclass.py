@@ -10,9 +10,10 @@ each (only tags seen by at least two engines). VirusTotal's shape is then:
 
 Labels are taken as the ``avclass`` command takes them from a VT v3 report: every result with a
 non-null ``result``, reduced to printable characters. The shipped tagging, expansion and
-taxonomy files are used. Tokenising a label is memoised (labels repeat a lot across samples);
-the per-sample step (dropping tokens that are prefixes of the sample's hashes) is not, so the
-output equals the ``avclass -t`` command's (tests compare them on 500 real reports).
+taxonomy files are used. What AVClass makes of one engine's label is memoised per (engine,
+label) (labels repeat a lot across samples); the per-sample step (dropping tokens that are
+prefixes of the sample's hashes) is not, so the output equals the ``avclass -t`` command's
+(tests compare them on 500 real reports and with AVClass's own code on odd inputs).
 """
 
 from __future__ import annotations
@@ -20,24 +21,53 @@ from __future__ import annotations
 import re
 import string
 import threading
+from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 PRINTABLE = frozenset(string.printable)
 MAX_NAMES = 2
-MAX_CACHED_LABELS = 200_000
+MAX_CACHED_LABELS = 200_000  # entries of each memo (a full memo is emptied)
 _LOCK = threading.Lock()
 _SAMPLE_LOCK = threading.Lock()
 _LABELER: Any = None
 _SPLIT = re.compile("[^0-9a-zA-Z]")
 _TRAILING_DIGITS = re.compile(r"\d*$")
-HEX = frozenset("0123456789abcdef")
+HEX_DIGITS = "0123456789abcdef"
+HEX = frozenset(HEX_DIGITS)
+_RANK_KEY = itemgetter(1, 0)  # AVClass's rank_tags order (reversed)
+
+# One engine's label as AVClass processes it, up to the per-sample hash-prefix step: the label
+# de-duplicated on, its tag-bearing hex tokens, whether it has tags, its (expanded) tags, the
+# label after suffix removal.
+Entry = tuple[str, tuple[str, ...], bool, tuple[str, ...], str]
+_SKIPPED: Entry = ("", (), False, (), "")  # a result AVClass does not read (empty label)
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    if len(memo) >= MAX_CACHED_LABELS:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _is_hex(hashes: list[str]) -> bool:
+    """Whether every hash is lower-case hex (then only hex tokens can be hash prefixes)."""
+    return not "".join(hashes).strip(HEX_DIGITS)
+
+
+def clean_label(label: str) -> str:
+    """A label as the ``avclass`` command reads it: printable characters, stripped."""
+    if not (label.isascii() and label.isprintable()):
+        label = "".join(c for c in label if c in PRINTABLE)
+    return label.strip()
 
 
 def _make_labeler() -> Any:
     from avclass.common import AvLabels
 
     class FastAvLabels(AvLabels):  # type: ignore[misc]
-        """``get_label_tags`` with memoised tokenising and tagging (same output)."""
+        """``get_sample_tags`` with memoised tokenising and tagging (same output)."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -45,7 +75,8 @@ def _make_labeler() -> Any:
             self._token_tags: dict[str, tuple[str, ...]] = {}
             self._expanded: dict[frozenset[str], set[str]] = {}
             self._prefixes: set[str] = set()
-            self._labels: dict[tuple[str, str, bool], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+            self._entries: dict[bool, dict[tuple[Any, str], Entry]] = {True: {}, False: {}}
+            self._result_entries: dict[tuple[Any, str], Entry] = {}
 
         def _label_tokens(self, label: str) -> tuple[str, ...]:
             found = self._tokens.get(label)
@@ -57,7 +88,7 @@ def _make_labeler() -> Any:
                     if end_len:
                         token = token[:-end_len]
                     out.append(token)
-                found = self._tokens[label] = tuple(out)
+                found = _remember(self._tokens, label, tuple(out))
             return found
 
         def _tags_of_token(self, token: str) -> tuple[str, ...]:
@@ -70,57 +101,103 @@ def _make_labeler() -> Any:
                         tags = [t for t in dst_l if not self.taxonomy.is_generic(t)]
                     elif len(token) > 3:
                         tags = [token]
-                found = self._token_tags[token] = tuple(tags)
+                found = _remember(self._token_tags, token, tuple(tags))
             return found
 
-        def get_sample_tags(self, sample_info: Any, expand: bool = True) -> dict[str, list[str]]:
-            """AVClass's ``get_sample_tags`` with a cache per (engine, label).
+        def _entry(self, av_name: Any, label: str, expand: bool) -> Entry:
+            """What AVClass makes of one engine's label, before the per-sample hash-prefix step."""
+            dedup = label[:-4] if label.endswith(" (B)") else label
+            if dedup.startswith("Malware."):
+                dedup = dedup[8:]
+            stripped = self._remove_suffixes(av_name, dedup)
+            tokens = self._label_tokens(stripped)
+            tags: set[str] = set()
+            tagged: list[str] = []  # tag-bearing tokens that could be hash prefixes ("" has no tags)
+            for token in tokens:
+                found = self._tags_of_token(token)
+                if found:
+                    tags.update(found)
+                    if HEX.issuperset(token):
+                        tagged.append(token)
+            expanded = tuple(self._expand(tags) if expand else tags)
+            return dedup, tuple(tagged), bool(tags), expanded, stripped
 
-            A label's tags depend on the sample only through tokens that are prefixes of its
-            hashes; the cached tags are used unless one of the label's tag-bearing tokens is such
-            a prefix, in which case the label is processed exactly as AVClass does.
-            """
-            hashes = [sample_info.md5, sample_info.sha1, sample_info.sha256]
+        def _sample_tags(
+            self, hashes: list[str], hex_hashes: bool, entry: Entry, expand: bool
+        ) -> tuple[str, ...]:
+            """A tag-bearing entry's tags for one sample: AVClass's own processing when one of
+            its tokens may be a prefix of the sample's hashes."""
+            _dedup, tagged, _has_tags, tags, stripped = entry
+            if not hex_hashes or any(h.startswith(t) for t in tagged for h in hashes):
+                exact = self.get_label_tags(stripped, hashes)
+                return tuple(self._expand(exact) if expand else exact)
+            return tags
+
+        def label_tags(
+            self, hashes: list[str], labels: Iterable[tuple[Any, str]], expand: bool = True
+        ) -> list[tuple[Any, tuple[str, ...]]]:
+            """``(engine, tags)`` for each label AVClass's ``get_sample_tags`` keeps, in order."""
             self._prefixes = set()  # the hash prefixes, made when a label needs them
-            hex_hashes = all(HEX.issuperset(h) for h in hashes)
-            duplicates: set[str] = set()
-            av_dict: dict[str, list[str]] = {}
-            for av_name, label in sample_info.labels:
-                if not label or (self.avs and av_name not in self.avs):
+            hex_hashes = _is_hex(hashes)
+            entries = self._entries[expand]
+            avs = self.avs
+            seen: set[str] = set()
+            out: list[tuple[Any, tuple[str, ...]]] = []
+            for av_name, label in labels:
+                if not label or (avs and av_name not in avs):
                     continue
-                if label.endswith(" (B)"):
-                    label = label[:-4]
-                if label.startswith("Malware."):
-                    label = label[8:]
-                if label in duplicates:
-                    continue
-                duplicates.add(label)
-                key = (av_name, label, expand)
-                entry = self._labels.get(key)
+                entry = entries.get((av_name, label))
                 if entry is None:
-                    stripped = self._remove_suffixes(av_name, label)
-                    tokens = self._label_tokens(stripped)
-                    tags: set[str] = set()
-                    for token in tokens:
-                        tags.update(self._tags_of_token(token))
-                    # tag-bearing tokens that could be hash prefixes (lower-case hex; "" has no tags)
-                    tagged = tuple(t for t in tokens if self._tags_of_token(t) and HEX.issuperset(t))
-                    if len(self._labels) >= MAX_CACHED_LABELS:
-                        self._labels.clear()
-                    entry = self._labels[key] = (
-                        stripped,
-                        tagged,
-                        tuple(self._expand(tags) if expand else tags),
-                    )
-                stripped, tagged, expanded = entry
-                if (
-                    not hex_hashes
-                    and any(self._tags_of_token(t) for t in self._label_tokens(stripped))
-                    or any(h.startswith(t) for t in tagged for h in hashes)
-                ):
-                    exact = self.get_label_tags(stripped, hashes)
-                    expanded = tuple(self._expand(exact) if expand else exact)
-                for tag in expanded:
+                    entry = _remember(entries, (av_name, label), self._entry(av_name, label, expand))
+                if entry[0] in seen:
+                    continue
+                seen.add(entry[0])
+                tags = entry[3]
+                if entry[1] or (entry[2] and not hex_hashes):
+                    tags = self._sample_tags(hashes, hex_hashes, entry, expand)
+                out.append((av_name, tags))
+            return out
+
+        def result_tags(self, hashes: list[str], results: dict[Any, Any]) -> list[tuple[str, ...]]:
+            """The expanded tags of each label of :func:`labels_of` ``(results)`` that
+            ``get_sample_tags`` keeps (one pass, memoised per (engine, raw label))."""
+            self._prefixes = set()
+            entries = self._result_entries
+            avs = self.avs
+            seen: set[str] = set()
+            out: list[tuple[str, ...]] = []
+            hex_hashes = None  # checked once the sample has a label (as classify always did)
+            for engine, res in results.items():
+                if not isinstance(res, dict):
+                    continue
+                label = res.get("result")
+                if not isinstance(label, str):
+                    continue
+                if hex_hashes is None:
+                    hex_hashes = _is_hex(hashes)
+                entry = entries.get((engine, label))
+                if entry is None:
+                    clean = clean_label(label)
+                    entry = self._entry(engine, clean, True) if clean else _SKIPPED
+                    _remember(entries, (engine, label), entry)
+                if entry is _SKIPPED or (avs and engine not in avs):
+                    continue
+                dedup = entry[0]
+                if dedup in seen:
+                    continue
+                seen.add(dedup)
+                if entry[1] or (entry[2] and not hex_hashes):
+                    out.append(self._sample_tags(hashes, hex_hashes, entry, True))
+                else:
+                    out.append(entry[3])
+            return out
+
+        def get_sample_tags(self, sample_info: Any, expand: bool = True) -> dict[str, list[str]]:
+            """AVClass's ``get_sample_tags`` (same output) with a cache per (engine, label)."""
+            hashes = [sample_info.md5, sample_info.sha1, sample_info.sha256]
+            av_dict: dict[str, list[str]] = {}
+            for av_name, tags in self.label_tags(hashes, sample_info.labels, expand):
+                for tag in tags:
                     av_dict.setdefault(tag, []).append(av_name)
             return av_dict
 
@@ -141,7 +218,7 @@ def _make_labeler() -> Any:
             key = frozenset(tag_set)
             found = self._expanded.get(key)
             if found is None:
-                found = self._expanded[key] = super()._expand(tag_set)
+                found = _remember(self._expanded, key, super()._expand(tag_set))
             return set(found)
 
     return FastAvLabels()
@@ -156,46 +233,50 @@ def labeler() -> Any:
         return _LABELER
 
 
-_CLEAN: dict[str, str] = {}  # label -> label as AVClass reads it (labels repeat across samples)
-
-
 def labels_of(results: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(engine, label)`` of every result with a text ``result``, as the command reads them."""
     out = []
     for engine, res in results.items():
         label = res.get("result") if isinstance(res, dict) else None
         if isinstance(label, str):
-            clean = _CLEAN.get(label)
-            if clean is None:
-                clean = label
-                if not (label.isascii() and label.isprintable()):
-                    clean = "".join(c for c in label if c in PRINTABLE)
-                if len(_CLEAN) >= MAX_CACHED_LABELS:
-                    _CLEAN.clear()
-                clean = _CLEAN[label] = clean.strip()
-            out.append((engine, clean))
+            out.append((engine, clean_label(label)))
     return out
+
+
+def _ranked(tag_sets: Iterable[tuple[str, ...]]) -> list[tuple[str, int]]:
+    """AVClass's ``rank_tags``: tags of more than one label, by decreasing (count, tag)."""
+    counts: dict[str, int] = {}
+    get = counts.get
+    for tags in tag_sets:
+        for tag in tags:
+            counts[tag] = get(tag, 0) + 1
+    return sorted([(t, c) for t, c in counts.items() if c > 1], key=_RANK_KEY, reverse=True)
 
 
 def ranked_tags(md5: str, sha1: str, sha256: str, labels: list[tuple[str, str]]) -> list[tuple[str, int]]:
     """AVClass's ranked ``(tag, engine count)`` list, as ``avclass -t`` prints it."""
-    from avclass.common import SampleInfo
-
     avl = labeler()
-    info = SampleInfo(md5, sha1, sha256, labels, [])
     with _SAMPLE_LOCK:  # the labeler keeps per-sample state (hash prefixes) and caches
-        return list(avl.rank_tags(avl.get_sample_tags(info)))
+        tag_sets = avl.label_tags([md5, sha1, sha256], labels)
+    return _ranked(tags for _engine, tags in tag_sets)
+
+
+_KINDS: dict[str, str] = {}  # tag -> taxonomy category
+
+
+def _kind(tag: str) -> str:
+    return _remember(_KINDS, tag, labeler().taxonomy.get_category(tag))  # type: ignore[no-any-return]
 
 
 def classify(md5: str, sha1: str, sha256: str, results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """VirusTotal's ``popular_threat_classification``, or ``None`` when AVClass finds nothing."""
-    labels = labels_of(results)
-    if not labels:
-        return None
     avl = labeler()
+    with _SAMPLE_LOCK:
+        tag_sets = avl.result_tags([md5 or "", sha1 or "", sha256 or ""], results)
     names: list[dict[str, Any]] = []
     categories: list[dict[str, Any]] = []
-    for tag, count in ranked_tags(md5 or "", sha1 or "", sha256 or "", labels):
-        kind = avl.taxonomy.get_category(tag)
+    for tag, count in _ranked(tag_sets):
+        kind = _KINDS.get(tag) or _kind(tag)
         if kind in ("FAM", "UNK"):
             names.append({"count": count, "value": tag})
         elif kind == "CLASS":

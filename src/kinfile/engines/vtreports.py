@@ -10,15 +10,17 @@ The v2 mapping is documented in docs/verdicts.md.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from kinfile.engines.base import stats_of
+from kinfile.engines.base import day_of, empty_stats, stats_of
 from kinfile.engines.merge import VERDICT_KEYS
 
 FORMAT_V3, FORMAT_V2, FORMAT_AVCLASS = "virustotal-v3", "virustotal-v2", "avclass"
 HEX = re.compile(r"^[0-9a-f]+$")
+DAY = 86400
 RESERVED = frozenset({"type", "id", "error", "relationships", "context_attributes", "links"})
 V2_DATES = {
     "scan_date": "last_analysis_date",
@@ -68,8 +70,58 @@ class ImportedReport:
     fmt: str
 
 
+@functools.lru_cache(maxsize=8192)
+def _day_start(text: str) -> int | None:
+    """Epoch of a ``YYYY-MM-DD`` text (ASCII digits, a real date), else ``None`` (memoised: a feed
+    holds many reports of one day)."""
+    if not (text.isascii() and text[4] == "-" and text[7] == "-"):
+        return None
+    year, month, day = text[:4], text[5:7], text[8:]
+    if not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        return (_dt.date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL) * DAY
+    except ValueError:
+        return None
+
+
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+def _seconds(text: str) -> int | None:
+    """:func:`epoch` of a 19-character ``YYYY-MM-DD HH:MM:SS`` (or ``T``) text, ``None`` for any
+    other text (left to the general parser)."""
+    day = _day_start(text[:10])
+    if day is None or text[10] not in " T" or text[13] != ":" or text[16] != ":":
+        return None
+    hours, minutes, seconds = text[11:13], text[14:16], text[17:]
+    if not (hours.isdigit() and minutes.isdigit() and seconds.isdigit() and text.isascii()):
+        return None
+    h, m, s = int(hours), int(minutes), int(seconds)
+    if h > 23 or m > 59 or s > 59:
+        return None
+    return day + h * 3600 + m * 60 + s
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return day_of(day * DAY)
+
+
+def _update(scan_date: int) -> str:
+    """``YYYYMMDD`` of an epoch (memoised per day; out-of-range dates fail as :func:`day_of`)."""
+    try:
+        return _day_text(scan_date // DAY)
+    except (OverflowError, ValueError, OSError):
+        return day_of(scan_date)
+
+
 def epoch(value: Any) -> int | None:
     """An epoch int from an int/float, digits, or a ``YYYY-MM-DD[ HH:MM:SS]`` UTC text."""
+    if value.__class__ is str and len(value) == 19:  # the usual "YYYY-MM-DD HH:MM:SS"
+        found = _seconds(value)
+        if found is not None:
+            return found
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -233,35 +285,48 @@ def parse_v2(obj: dict[str, Any]) -> ImportedReport:
     )
 
 
-def parse_avclass(obj: dict[str, Any]) -> ImportedReport:
-    sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
-    labels = obj.get("av_labels")
-    if not isinstance(labels, list):
-        raise RecordError("av_labels is not a list")
-    update = ""
-    scan_date = epoch(obj.get("scan_date"))
-    if scan_date is not None:
-        update = _dt.datetime.fromtimestamp(scan_date, _dt.UTC).strftime("%Y%m%d")
-    results: dict[str, Any] = {}
+def _bad_pair(labels: list[Any]) -> RecordError:
     for pair in labels:
         try:
             engine, label = pair
         except (TypeError, ValueError):
             engine = label = None
         if not isinstance(engine, str) or not isinstance(label, str):
-            raise RecordError(f"av_labels entry {str(pair)[:80]!r} is not [engine, label]")
-        results[engine] = {
-            "category": "malicious",
-            "engine_name": engine,
-            "engine_version": None,
-            "engine_update": update or None,
-            "method": "blacklist",
-            "result": label,
-        }
+            return RecordError(f"av_labels entry {str(pair)[:80]!r} is not [engine, label]")
+    raise AssertionError("no bad av_labels entry")  # pragma: no cover
+
+
+def parse_avclass(obj: dict[str, Any]) -> ImportedReport:
+    sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
+    labels = obj.get("av_labels")
+    if not isinstance(labels, list):
+        raise RecordError("av_labels is not a list")
+    scan_date = epoch(obj.get("scan_date"))
+    update = None if scan_date is None else _update(scan_date)
+    results: dict[str, Any] = {}
+    template = {
+        "category": "malicious",
+        "engine_name": None,
+        "engine_version": None,
+        "engine_update": update,
+        "method": "blacklist",
+        "result": None,
+    }
+    try:
+        for engine, label in labels:
+            if not isinstance(engine, str) or not isinstance(label, str):
+                raise TypeError
+            result = results[engine] = template.copy()  # cheaper than a 6-key literal
+            result["engine_name"] = engine
+            result["result"] = label
+    except (TypeError, ValueError):
+        raise _bad_pair(labels) from None
     attrs: dict[str, Any] = {}
     if obj.get("first_seen") is not None:
         attrs["first_submission_date"] = epoch(obj["first_seen"])
-    verdict = {"results": results, "stats": stats_of(results), "date": scan_date}
+    stats = empty_stats()  # stats_of(results): every result is malicious
+    stats["malicious"] = len(results)
+    verdict = {"results": results, "stats": stats, "date": scan_date}
     return ImportedReport(
         sha256=sha256,
         md5=_hash(obj.get("md5"), 32, "md5"),

@@ -208,22 +208,30 @@ def extract_metadata(attrs: dict[str, Any]) -> set[str]:
     return _with_words(values)
 
 
-HAVE_DERIVED: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "imphash": lambda a: bool(_dict(a.get("pe_info")).get("imphash")),
-    "rich_pe_header_hash": lambda a: bool(_dict(a.get("pe_info")).get("rich_pe_header_hash")),
-    "overlay": lambda a: bool(_dict(a.get("pe_info")).get("overlay")),
-    "resources": lambda a: bool(_dict(a.get("pe_info")).get("resource_details")),
-    "exports": lambda a: bool(_dict(a.get("pe_info")).get("exports")),
-    "imports": lambda a: bool(_dict(a.get("pe_info")).get("import_list")),
-    "signature": lambda a: bool(a.get("signature_info")),
-    "ep": lambda a: _dict(a.get("pe_info")).get("entry_point") is not None,
+# have:<name> values of pe_info parts: name -> the pe_info key that must be non-empty
+HAVE_PE = {
+    "imphash": "imphash",
+    "rich_pe_header_hash": "rich_pe_header_hash",
+    "overlay": "overlay",
+    "resources": "resource_details",
+    "exports": "exports",
+    "imports": "import_list",
 }
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
 
 
 def extract_have(attrs: dict[str, Any]) -> set[str]:
-    present = {k for k, v in attrs.items() if v not in (None, "", [], {}) and k != "analysis_seconds"}
-    present |= {name for name, test in HAVE_DERIVED.items() if test(attrs)}
-    return {p.lower()[:MAX_VALUE] for p in present}
+    """``have:`` values: every non-empty attribute (lower-case, cut), the non-empty pe_info parts
+    of :data:`HAVE_PE`, ``ep`` (an entry point) and ``signature`` (signature_info)."""
+    present = {k.lower()[:MAX_VALUE] for k, v in attrs.items() if v not in _EMPTY and k != "analysis_seconds"}
+    pe = attrs.get("pe_info")
+    if isinstance(pe, dict) and pe:
+        present.update(name for name, key in HAVE_PE.items() if pe.get(key))
+        if pe.get("entry_point") is not None:
+            present.add("ep")
+    if attrs.get("signature_info"):
+        present.add("signature")
+    return present
 
 
 def engine_key(name: str) -> str:
