@@ -1,11 +1,13 @@
 """Import throughput: `kinfile import-vt` (Importer) on the shared VirusTotal reports.
 
-    python bench/import.py [--copies 20] [--db sqlite|postgresql://...] [--jobs 1]
+    python bench/import.py [--copies 20] [--db sqlite|postgresql://...] [--jobs 1] [--grow]
 
 The real reports of ../shared/vt are replicated with fresh hashes (so every record is a new
 file): the 500 AVClass label lines ×copies and the v3 RTF report ×(copies×25). Each set goes into a
 fresh SQLite store (or a fresh PostgreSQL schema). Prints reports/s for creation and for a
-second pass that enriches the same files.
+second pass that enriches the same files. ``--grow`` imports only the AVClass lines, 10,000 at a
+time into the same store, and prints each step's rate: how the import holds up as the store
+fills (a store of real use holds millions of files, not the few thousand of one run).
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ def run(name: str, lines: list[str], db: str, jobs: int = 1) -> None:
     store.close()
 
 
+def grow(lines: list[str], db: str, jobs: int, step: int = 10_000) -> None:
+    store = Store(db)
+    store.migrate()
+    total, seconds = 0, 0.0
+    for start in range(0, len(lines), step):
+        began = time.perf_counter()
+        summary = Importer(store, "bench", jobs=jobs).import_lines(lines[start : start + step])
+        took = time.perf_counter() - began
+        assert summary.failed == 0, summary.errors[:3]
+        total, seconds = total + summary.reports, seconds + took
+        print(
+            f"stored {start:8,} +{summary.reports:6} reports {summary.reports / took:8.0f} reports/s",
+            flush=True,
+        )
+    print(f"all     {total:8,} reports {seconds:7.1f} s {total / seconds:8.0f} reports/s")
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,8 +94,16 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=20)
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes parsing the lines")
+    parser.add_argument("--grow", action="store_true", help="AVClass lines, 10,000 at a time, one store")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.grow:
+            grow(
+                avclass_lines(args.copies),
+                f"sqlite:///{tmp}/grow.db" if args.db == "sqlite" else args.db,
+                args.jobs,
+            )
+            return
         for name, lines in (("avclass", avclass_lines(args.copies)), ("vt-v3", v3_lines(args.copies * 25))):
             db = f"sqlite:///{tmp}/{name}.db" if args.db == "sqlite" else args.db
             run(name, lines, db, args.jobs)

@@ -176,12 +176,16 @@ class Prepared:
 
 
 def prepare_values(
-    values: list[tuple[int, Any]], source: str, known: Callable[[list[str]], Collection[str]] | None = None
+    values: list[tuple[int, Any]],
+    source: str,
+    known: Callable[[list[str]], Collection[str]] | None = None,
+    terms: bool = False,
 ) -> list[tuple[int, list[Prepared] | str]]:
     """Parse and pre-merge JSON values: ``(line, prepared reports or error message)``.
 
     ``known`` tells which of the parsed sha256s are stored already: their new-file rows are not
-    computed (they are enriched; the writer computes the rows if one is gone by then).
+    computed (they are enriched; the writer computes the rows if one is gone by then). ``terms``:
+    the store is SQLite (detection words as avterms documents, bulk.new_file).
     """
     parsed: list[tuple[int, Any, list[ImportedReport] | str]] = []
     for number, raw in values:
@@ -216,7 +220,7 @@ def prepare_values(
                 Prepared(
                     r.sha256,
                     keep or _v3_value(r),
-                    None if r.sha256 in stored else _new(merge_report(None, r, source), now),
+                    None if r.sha256 in stored else _new(merge_report(None, r, source), now, terms),
                 )
                 for r in reports
             ]
@@ -227,8 +231,8 @@ def prepare_values(
     return out
 
 
-def _new(rec: FileRecord, now: int) -> NewFile:
-    return new_file(rec, file_columns(rec, now))
+def _new(rec: FileRecord, now: int, terms: bool) -> NewFile:
+    return new_file(rec, file_columns(rec, now), terms)
 
 
 def _v3_value(rec: ImportedReport) -> dict[str, Any]:
@@ -258,7 +262,7 @@ def _prepare_chunk(args: tuple[list[tuple[int, Any]], str, str]) -> list[tuple[i
     store = _STORES.get(url)
     if store is None:
         store = _STORES[url] = Store(url)
-    return prepare_values(chunk, source, store.known)
+    return prepare_values(chunk, source, store.known, store.dialect == "sqlite")
 
 
 def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, Any]]]:
@@ -287,6 +291,7 @@ class Importer:
         self.source = source
         self.jobs = jobs
         self.batch = BATCH
+        self.terms = store.dialect == "sqlite"  # detection words as avterms documents
 
     def import_lines(
         self, lines: Iterable[str | bytes], where: str = "<input>", summary: ImportSummary | None = None
@@ -303,7 +308,7 @@ class Importer:
         stream = itertools.chain(head, iterator)
         if document:
             parsed: Iterable[tuple[int, list[Prepared] | str]] = prepare_values(
-                list(iter_values(stream)), self.source, self.store.known
+                list(iter_values(stream)), self.source, self.store.known, self.terms
             )
         else:
             parsed = self._prepared(_chunks(stream, BATCH))
@@ -332,7 +337,7 @@ class Importer:
         second = next(chunks, None)
         if self.jobs <= 1 or second is None:  # small inputs are not worth starting processes
             for chunk in itertools.chain([first] if first else [], [second] if second else [], chunks):
-                yield from prepare_values(chunk, self.source, self.store.known)
+                yield from prepare_values(chunk, self.source, self.store.known, self.terms)
             return
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
@@ -350,7 +355,7 @@ class Importer:
         existing = self.store.get_reports(list(batch))
         fresh = [p for sha, p in batch.items() if sha not in existing]
         now = int(time.time())
-        rows = [p.new or _new(merge_report(None, p.report(), self.source), now) for p in fresh]
+        rows = [p.new or _new(merge_report(None, p.report(), self.source), now, self.terms) for p in fresh]
         inserted = write_new(self.store, rows)
         if len(inserted) < len(fresh):  # stored meanwhile by another writer: enrich those instead
             existing.update(self.store.get_reports([p.sha256 for p in fresh if p.sha256 not in inserted]))

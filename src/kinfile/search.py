@@ -36,7 +36,7 @@ from kinfile.query.ast import Term
 from kinfile.query.fields import Clause, IndexField
 from kinfile.similarity import QueryDeadline
 from kinfile.similarity.indexes import FuzzyIndexes
-from kinfile.storage import schema
+from kinfile.storage import avterms, schema
 from kinfile.storage.store import FileRow
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class _Env:
             self.contexts.setdefault(sha256, {}).update(context)
         return hits
 
-    def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause:
+    def side_filter(self, table: sa.FromClause, clause: Clause, indexed: bool) -> Clause:
         """``IN (SELECT sha256 ...)`` when the side matches are few (they drive the query), a
         correlated ``EXISTS`` probe when they are many (the query walks the order index and
         stops after a page). The density is probed through the ``(value, sha256)`` key."""
@@ -166,6 +166,12 @@ class _Env:
         if self.count(table, clause, DENSE) < DENSE:
             return listed
         return sa.exists().where(table.c.sha256 == self.files.c.sha256, clause)
+
+    def detections(self, value: str, engine: str | None, wildcard: bool) -> Clause | None:
+        """SQLite: through the FTS5 index of storage/avterms.py (PostgreSQL: ``None``, rows)."""
+        if self.dialect != "sqlite":
+            return None
+        return self.side_filter(avterms.matching(value, engine, wildcard).subquery(), sa.true(), True)
 
     def count(self, table: sa.FromClause, clause: Clause, cap: int) -> int:
         """Rows of ``table`` matching ``clause``, counted up to ``cap``."""

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from kinfile import search
 from kinfile.services import Services
 from kinfile.settings import load_settings
-from kinfile.storage import migrations, schema
+from kinfile.storage import avterms, migrations, schema
 from kinfile.storage.store import Store, create_engine_for
 
 SHA256 = "a" * 64
@@ -86,9 +86,22 @@ def test_0006_upgrades_an_older_database(db_url: str, tmp_path: Path) -> None:
         assert not inspector.has_table("file_av_labels")
         assert "ix_files_type_tag_size" in {i["name"] for i in inspector.get_indexes("files")}
         with engine.connect() as conn:
-            av = schema.file_av_words
-            words = {r[0]: r[1] for r in conn.execute(sa.select(av.c.value, av.c.engines))}
             grams = set(conn.execute(sa.select(schema.file_name_trigrams.c.value)).scalars())
+            if avterms.uses_terms(conn):  # 0009 made the rows an FTS5 index
+                assert not inspector.has_table("file_av_words")
+                terms = avterms.vocabulary(conn)
+                words = {}
+                for value in ("zbot", "trojan", "trojan:win32/zbot.a!mtb", "generic"):
+                    engines = [
+                        e
+                        for e in ("kaspersky", "microsoft")
+                        if avterms.engine_prefix(e) + avterms.encode(value) in terms
+                    ]
+                    assert terms.get(avterms.value_term(value)) == 1
+                    words[value] = f",{','.join(engines)},"
+            else:
+                av = schema.file_av_words
+                words = {r[0]: r[1] for r in conn.execute(sa.select(av.c.value, av.c.engines))}
     finally:
         engine.dispose()
     assert words["zbot"] == ",microsoft,"

@@ -58,9 +58,14 @@ class Env(Protocol):
 
     def sha256_in(self, sha256s: Iterable[str]) -> Clause: ...
 
-    def side_filter(self, table: sa.Table, clause: Clause, indexed: bool) -> Clause: ...
+    def side_filter(self, table: sa.FromClause, clause: Clause, indexed: bool) -> Clause: ...
 
     def count(self, table: sa.FromClause, clause: Clause, cap: int) -> int: ...
+
+    def detections(self, value: str, engine: str | None, wildcard: bool) -> Clause | None:
+        """Files whose detection words match, when the store indexes them in its own way
+        (``None``: through the ``av_words`` side table)."""
+        ...
 
 
 def words(text: str) -> list[str]:
@@ -359,8 +364,11 @@ class EngineField(Field):
         value = term.value.strip().lower()
         if not value.strip("*"):
             raise bad_value(term, "a detection label")
-        table = env.side["av_words"]
         wildcard = has_wildcard(term)
+        found = env.detections(value, self.engine, wildcard)
+        if found is not None:
+            return found
+        table = env.side["av_words"]
         if self.engine is None:
             if wildcard:
                 # as 0002's pattern "*:<value>" matched (its "*" was a wildcard too): a label or

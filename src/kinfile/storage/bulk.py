@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 
 from kinfile.clues import features
 from kinfile.models import FileRecord
-from kinfile.storage import schema, searchable
+from kinfile.storage import avterms, schema, searchable
 
 AV_WORDS = "av_words"
 
@@ -38,10 +38,12 @@ class NewFile:
     row: dict[str, Any]
     side: dict[str, str]  # side table name -> JSON list of values ({value: engines} for av_words)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # non-text values (bytes)
+    terms: str = ""  # SQLite: the detection words as an avterms document (instead of side)
 
 
-def new_file(rec: FileRecord, row: dict[str, Any]) -> NewFile:
-    """The :class:`NewFile` of a report whose ``files`` row is ``row`` (``store.file_columns``)."""
+def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFile:
+    """The :class:`NewFile` of a report whose ``files`` row is ``row`` (``store.file_columns``);
+    with ``terms`` (a SQLite store) its detection words as an avterms document."""
     side: dict[str, str] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
     for name, values in _side_values(rec.attributes).items():
@@ -52,9 +54,12 @@ def new_file(rec: FileRecord, row: dict[str, Any]) -> NewFile:
         else:
             rows[name] = [{"value": v, "sha256": rec.sha256} for v in sorted(values)]
     words = av_words(rec.attributes)
-    if words:
+    document = ""
+    if words and terms:
+        document = avterms.document(words)
+    elif words:
         side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
-    return NewFile(rec.sha256, row, side, rows)
+    return NewFile(rec.sha256, row, side, rows, document)
 
 
 def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +134,14 @@ def write_new(store: Any, files: Sequence[NewFile]) -> set[str]:
             inserted = {r[0] for r in conn.execute(statement, [f.row for f in unique])}
         chosen = [f for f in unique if f.sha256 in inserted]
         names = sorted({name for f in chosen for name in f.side})
+        if avterms.uses_terms(conn):
+            documents = {
+                f.sha256: f.terms or avterms.document(json.loads(f.side[AV_WORDS]))
+                for f in chosen
+                if f.terms or AV_WORDS in f.side
+            }
+            avterms.insert_documents(conn, documents)
+            names = [name for name in names if name != AV_WORDS]
         for name in names:
             payload = ",".join(f'"{f.sha256}":{f.side[name]}' for f in chosen if name in f.side)
             _expand(conn, schema.SIDE_TABLES[name].name, name == AV_WORDS, "{" + payload + "}")

@@ -1,8 +1,8 @@
 """Deleting stored files: every row that names them, in one transaction.
 
 Per-file tables are keyed or indexed by sha256 and lose their rows by it; the two tables
-without a sha256 index (``file_av_words``, ``file_name_trigrams``) lose theirs by primary key,
-from the stored report and names. Relations go in both directions, the per-type summary is
+without a sha256 index (``file_name_trigrams``, the detection words of storage/avterms.py) lose
+theirs by key, from the stored names and report. Relations go in both directions, the per-type summary is
 decremented and the cached cluster days are dropped (they are recomputed on demand). The blobs
 and the content index are the caller's (services) business, after the commit.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
-from kinfile.storage import schema, searchable
+from kinfile.storage import avterms, schema, searchable
 from kinfile.storage.store import Store
 
 _BY_SHA256 = ("analyses", "submissions", "content_pending")
@@ -39,26 +38,27 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
                 schema.file_names.c.sha256.in_(found)
             )
         ).all()
-        av_keys: list[dict[str, Any]] = []
-        for r in rows:
-            report = json.loads(r.report) if r.report else {}
-            av_keys.extend(
-                {"b_sha256": w["sha256"], "b_value": w["value"]}
-                for w in searchable.av_word_rows(report, r.sha256)
-            )
+        avterms.delete_rows(
+            conn,
+            [
+                w
+                for r in rows
+                for w in searchable.av_word_rows(json.loads(r.report) if r.report else {}, r.sha256)
+            ],
+        )
         trigram_keys = [
             {"b_sha256": sha, "b_value": gram}
             for sha, name in names
             for gram in searchable.name_trigrams(name)
         ]
-        for table, keys in ((schema.file_av_words, av_keys), (schema.file_name_trigrams, trigram_keys)):
-            if keys:
-                conn.execute(
-                    delete(table).where(
-                        table.c.sha256 == bindparam("b_sha256"), table.c.value == bindparam("b_value")
-                    ),
-                    sorted(keys, key=lambda k: (k["b_value"], k["b_sha256"])),
-                )
+        if trigram_keys:
+            table = schema.file_name_trigrams
+            conn.execute(
+                delete(table).where(
+                    table.c.sha256 == bindparam("b_sha256"), table.c.value == bindparam("b_value")
+                ),
+                sorted(trigram_keys, key=lambda k: (k["b_value"], k["b_sha256"])),
+            )
         for table in {id(t): t for t in schema.SIDE_TABLES.values()}.values():
             if table.name in ("file_av_words", "file_name_trigrams"):
                 continue

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
-from kinfile.storage import schema, searchable
+from kinfile.storage import avterms, schema, searchable
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,24 @@ def _content_pending(conn: Connection) -> None:
     conn.execute(statement)
 
 
+def _detection_terms(conn: Connection) -> None:
+    """0009: on SQLite, ``file_av_words`` rows become the FTS5 index of storage/avterms.py
+    (rebuilt from the stored reports); PostgreSQL keeps its rows."""
+    if not avterms.uses_terms(conn):
+        return
+    avterms.create(conn)
+    rebuild_detection_terms(conn)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS file_av_words")
+
+
+def rebuild_detection_terms(conn: Connection) -> None:
+    """SQLite: the detection-word index again from every stored report (``last_analysis_results``)."""
+    avterms.clear(conn)
+    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
+        words = [w for sha256, attrs in rows for w in searchable.av_word_rows(attrs, sha256)]
+        avterms.insert_rows(conn, words)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -209,6 +227,7 @@ MIGRATIONS: list[Migration] = [
     ("0006_search_perf", _search_perf),
     ("0007_type_stats", _type_stats),
     ("0008_content_pending", _content_pending),
+    ("0009_detection_terms", _detection_terms),
 ]
 
 

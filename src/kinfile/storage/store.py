@@ -27,7 +27,7 @@ from kinfile.engines.merge import carry_over
 from kinfile.errors import ConfigurationError, TransientError
 from kinfile.hashing.digests import is_hash
 from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
-from kinfile.storage import migrations, schema, searchable
+from kinfile.storage import avterms, migrations, schema, searchable
 from kinfile.tokens import analysis_id
 
 logger = logging.getLogger(__name__)
@@ -418,6 +418,7 @@ class Store:
             counts = per_type.setdefault(row.get("type_tag") or "", [0, 0])
             counts[0] += 1
             counts[1] += int(row["size"])
+        avterms.insert_rows(conn, side.pop("av_words", []))
         for name, entries in side.items():
             insert_many(conn, schema.SIDE_TABLES[name], entries)
         self._bump_type_stats(conn, per_type)
@@ -494,7 +495,7 @@ class Store:
         values.pop("sha256")
         conn.execute(update(f).where(f.c.sha256 == rec.sha256).values(**values))
         rows = searchable.side_rows(attrs, rec.sha256)
-        _replace_av_words(conn, searchable.av_word_rows(previous, rec.sha256), rows.pop("av_words"))
+        avterms.replace_rows(conn, searchable.av_word_rows(previous, rec.sha256), rows.pop("av_words"))
         for name, found in rows.items():
             table = schema.SIDE_TABLES[name]
             conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
@@ -554,7 +555,7 @@ class Store:
                         side.setdefault(name, []).extend(found)
             if updates:
                 conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
-                _replace_av_words(conn, old_av, side.pop("av_words", []))
+                avterms.replace_rows(conn, old_av, side.pop("av_words", []))
                 for name, written in changed.items():
                     table = schema.SIDE_TABLES[name]
                     conn.execute(delete(table).where(table.c.sha256.in_(written)))
@@ -623,6 +624,7 @@ class Store:
                 sides.setdefault("name_trigrams", []).extend(trigrams)
         with self.writing() as conn:
             conn.execute(self._insert_ignore(schema.files), files)
+            avterms.insert_rows(conn, sides.pop("av_words", []))
             for name, rows in sides.items():
                 insert_many(conn, schema.SIDE_TABLES[name], rows, ignore=True)
         return len(files)
@@ -763,20 +765,6 @@ def file_row(rec: FileRecord, now: int) -> FileRow_:
 def file_columns(rec: FileRecord, now: int) -> dict[str, Any]:
     """The ``files`` row of a new report-only file (no submissions)."""
     return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}
-
-
-def _replace_av_words(conn: Connection, old: list[dict[str, str]], new: list[dict[str, str]]) -> None:
-    """Rewrite ``file_av_words`` rows that changed: deleted by primary key (no sha256 index)."""
-    keep = {(r["sha256"], r["value"], r["engines"]) for r in old}
-    fresh = {(r["sha256"], r["value"], r["engines"]) for r in new}
-    table = schema.file_av_words
-    gone = [{"b_sha256": s, "b_value": v} for s, v, _e in sorted(keep - fresh)]
-    if gone:
-        by_key = delete(table).where(
-            table.c.sha256 == bindparam("b_sha256"), table.c.value == bindparam("b_value")
-        )
-        conn.execute(by_key, gone)
-    insert_many(conn, table, [r for r in new if (r["sha256"], r["value"], r["engines"]) not in keep])
 
 
 def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ignore: bool = False) -> None:
