@@ -51,6 +51,16 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
     return value
 
 
+def _remember_entry(memo: dict[str, dict[Any, Entry]], label: str, engine: Any, entry: Entry) -> Entry:
+    """Store an entry in a ``{label: {engine: entry}}`` memo (nested: looking a pair up then
+    allocates no key tuple)."""
+    engines = memo.get(label)
+    if engines is None:
+        engines = _remember(memo, label, {})
+    engines[engine] = entry
+    return entry
+
+
 def _is_hex(hashes: list[str]) -> bool:
     """Whether every hash is lower-case hex (then only hex tokens can be hash prefixes)."""
     return not "".join(hashes).strip(HEX_DIGITS)
@@ -75,8 +85,8 @@ def _make_labeler() -> Any:
             self._token_tags: dict[str, tuple[str, ...]] = {}
             self._expanded: dict[frozenset[str], set[str]] = {}
             self._prefixes: set[str] = set()
-            self._entries: dict[bool, dict[tuple[Any, str], Entry]] = {True: {}, False: {}}
-            self._result_entries: dict[tuple[Any, str], Entry] = {}
+            self._entries: dict[bool, dict[str, dict[Any, Entry]]] = {True: {}, False: {}}
+            self._result_entries: dict[str, dict[Any, Entry]] = {}  # raw label -> engine -> entry
 
         def _label_tokens(self, label: str) -> tuple[str, ...]:
             found = self._tokens.get(label)
@@ -146,9 +156,10 @@ def _make_labeler() -> Any:
             for av_name, label in labels:
                 if not label or (avs and av_name not in avs):
                     continue
-                entry = entries.get((av_name, label))
+                engines = entries.get(label)
+                entry = engines.get(av_name) if engines else None
                 if entry is None:
-                    entry = _remember(entries, (av_name, label), self._entry(av_name, label, expand))
+                    entry = _remember_entry(entries, label, av_name, self._entry(av_name, label, expand))
                 if entry[0] in seen:
                     continue
                 seen.add(entry[0])
@@ -175,11 +186,12 @@ def _make_labeler() -> Any:
                     continue
                 if hex_hashes is None:
                     hex_hashes = _is_hex(hashes)
-                entry = entries.get((engine, label))
+                engines = entries.get(label)
+                entry = engines.get(engine) if engines else None
                 if entry is None:
                     clean = clean_label(label)
                     entry = self._entry(engine, clean, True) if clean else _SKIPPED
-                    _remember(entries, (engine, label), entry)
+                    _remember_entry(entries, label, engine, entry)
                 if entry is _SKIPPED or (avs and engine not in avs):
                     continue
                 dedup = entry[0]
