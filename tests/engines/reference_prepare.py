@@ -23,13 +23,15 @@ PRINTABLE = frozenset(string.printable)
 
 
 def epoch(value: Any) -> int | None:
+    """The previous code, with the later range check (years 1-9999; a bigger date crashed the
+    batch's insert, inf crashed the parse)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return int(value)
+        return int(value) if -62_135_596_800 <= value <= 253_402_300_799 else None
     text = str(value).strip()
     if text.isdigit():
-        return int(text)
+        return int(text) if int(text) <= 253_402_300_799 else None
     try:
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)).timestamp())

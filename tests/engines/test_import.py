@@ -111,6 +111,24 @@ def test_malformed_lines_are_reported_and_skipped(settings: Settings) -> None:
     assert "response_code 0" in summary.errors[3][2]
 
 
+def test_absurd_dates_are_dropped_not_fatal(settings: Settings) -> None:
+    """Dates no database integer holds (1e20, a 20-digit text) used to fail the whole batch."""
+    services = Services(settings)
+    lines = [
+        json.dumps(
+            {"sha256": f"{i:064x}", "av_labels": [["Microsoft", "Trojan:Win32/Zbot"]], "scan_date": date}
+        )
+        for i, date in enumerate([1e20, "99999999999999999999", -1e30, "2013-12-19 22:11:10"], 1)
+    ]
+    lines.insert(2, '{"sha256": "' + "f" * 64 + '", "av_labels": [], "first_seen": 1e400}')  # inf
+    summary = _import(services, lines)
+    assert (summary.created, summary.failed) == (5, 0)
+    reports = services.store.get_reports([f"{i:064x}" for i in range(1, 5)])
+    dates = [reports[f"{i:064x}"].report.get("last_analysis_date") for i in range(1, 5)]
+    assert dates == [None, None, None, 1387491070]
+    services.close()
+
+
 def test_import_enriches_an_analysed_file_without_overwriting(tmp_path: Any) -> None:
     if not RL_RULES.is_dir():
         pytest.skip("rules not present")

@@ -116,8 +116,13 @@ def _update(scan_date: int) -> str:
         return day_of(scan_date)
 
 
+MIN_EPOCH, MAX_EPOCH = -62_135_596_800, 253_402_300_799  # years 1-9999 UTC; others are dropped
+
+
 def epoch(value: Any) -> int | None:
-    """An epoch int from an int/float, digits, or a ``YYYY-MM-DD[ HH:MM:SS]`` UTC text."""
+    """An epoch int from an int/float, digits, or a ``YYYY-MM-DD[ HH:MM:SS]`` UTC text; ``None``
+    for what is none of these or lies outside years 1-9999 (``1e20``, ``inf``, ``nan``: a
+    database integer could not hold them)."""
     if value.__class__ is str and len(value) == 19:  # the usual "YYYY-MM-DD HH:MM:SS"
         found = _seconds(value)
         if found is not None:
@@ -125,10 +130,10 @@ def epoch(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return int(value)
+        return int(value) if MIN_EPOCH <= value <= MAX_EPOCH else None  # False for nan
     text = str(value).strip()
     if text.isdigit():
-        return int(text)
+        return int(text) if len(text) <= 12 and int(text) <= MAX_EPOCH else None
     try:  # "2015-09-28 01:01:14", ISO 8601 (fast path)
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)).timestamp())
