@@ -23,7 +23,9 @@ word over all engines, with the engines that gave it. How it is stored depends o
   as if it held the ASCII character of that code (a documented aliasing; no real label does).
 
   A contentless document is deleted by repeating its terms, so replacements and deletions
-  recompute the old terms from the stored report, as they did for ``file_av_words`` rows.
+  recompute the old terms from the stored report, as they did for ``file_av_words`` rows. A
+  change to :func:`searchable.extract_av_words` or to the encoding therefore ships with a
+  migration that calls ``migrations.rebuild_detection_terms`` (as 0009 does).
 """
 
 from __future__ import annotations
