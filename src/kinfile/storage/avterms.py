@@ -59,6 +59,10 @@ DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS av_terms USING fts5("
     "terms, content='', detail=none, columnsize=0, tokenize='ascii')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS av_vocab USING fts5vocab(av_terms, 'row')",
+    # FTS5 buffers a transaction's postings in memory and writes a segment whenever they pass
+    # 'hashsize' (default 1 MiB, ~200 files' terms): 16 MiB makes a bulk batch a few large
+    # segments instead of ~50 small ones to merge (0.30 -> 0.11 ms per file, measured)
+    f"INSERT INTO av_terms (av_terms, rank) VALUES ('hashsize', {16 << 20})",
 )
 
 Words = Mapping[str, str]  # {value: ",engine,engine,"} of one file (searchable.extract_av_words)
