@@ -53,6 +53,23 @@ def test_av_words_equal_the_searchable_extractor() -> None:
     assert bulk.av_words({"last_analysis_results": clash})["agent"] == ",foobar,"
 
 
+def test_av_document_has_the_terms_of_the_words() -> None:
+    """The terms bulk.av_document makes without the words are those of avterms.document(words):
+    on the real label sets, and on odd ones (two engines with one key, non-text labels, the cap)."""
+    odd: list[dict[str, Any]] = [
+        {"McAfee": {"result": "Trojan.A"}, "mcafee": {"result": "Trojan.B"}},
+        {"A": {"result": None}, "B": {"result": 5}, "C": "x", "D": {"result": "  "}, "E": {"result": "ok"}},
+        {f"E{i}": {"result": f"Fam{i}.Variant.{i * 7} gen!{i}"} for i in range(300)},
+        {"Ünï": {"result": "Trojan:Wïn32/Ümlaut%_x"}, "ESET-NOD32": {"result": "a variant of Win32/X.B"}},
+        {},
+    ]
+    reports = [rec.attributes for rec in _records()] + [{"last_analysis_results": r} for r in odd]
+    reports.append({"last_analysis_results": "not a dict"})
+    for attrs in reports:
+        expected = avterms.document(searchable.extract_av_words(attrs))
+        assert sorted(bulk.av_document(attrs).split(" ")) == sorted(expected.split(" "))
+
+
 def _side_contents(store: Store, shas: list[str]) -> dict[str, set[tuple[Any, ...]]]:
     """Side rows of ``shas``; on SQLite the detection words are the FTS5 vocabulary (term, files)
     of the whole store (the tests' stores hold only ``shas``)."""

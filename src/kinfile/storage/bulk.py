@@ -53,13 +53,12 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
             side[name] = json.dumps(sorted(values), separators=(",", ":"))
         else:
             rows[name] = [{"value": v, "sha256": rec.sha256} for v in sorted(values)]
+    if terms:
+        return NewFile(rec.sha256, row, side, rows, av_document(rec.attributes))
     words = av_words(rec.attributes)
-    document = ""
-    if words and terms:
-        document = avterms.document(words)
-    elif words:
+    if words:
         side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
-    return NewFile(rec.sha256, row, side, rows, document)
+    return NewFile(rec.sha256, row, side, rows)
 
 
 def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +80,44 @@ def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
 def _engine_label(engine: str, label: str) -> tuple[str, tuple[str, ...]]:
     """An engine's modifier key and a label's searchable parts (both repeat across reports)."""
     return searchable.engine_key(engine), searchable._label_parts(label)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _label_terms(engine: str, label: str) -> tuple[str, str, tuple[str, ...]]:
+    """An engine's label as avterms terms: its engine key, its pair terms joined by spaces and its
+    value terms (all repeat across reports)."""
+    key, parts = _engine_label(engine, label)
+    values = tuple(avterms.value_term(part) for part in parts)
+    prefix = avterms.engine_prefix(key)
+    return key, " ".join(prefix + value[1:] for value in values), values
+
+
+def av_document(attrs: dict[str, Any]) -> str:
+    """``avterms.document(av_words(attrs))`` without building the words: the same terms (in
+    another order), from a memo per (engine, label). Reports where the two could differ (two
+    engines with one key, enough labels to reach the value cap) take the exact path."""
+    results = attrs.get("last_analysis_results")
+    if not isinstance(results, dict):
+        return ""
+    pairs: list[str] = []
+    values: set[str] = set()
+    keys: set[str] = set()
+    total = 0
+    for engine, result in results.items():
+        label = result.get("result") if isinstance(result, dict) else None
+        if not isinstance(label, str) or not isinstance(engine, str):
+            continue
+        key, joined, terms = _label_terms(engine, label)
+        if terms:
+            if key in keys:
+                return avterms.document(av_words(attrs))
+            keys.add(key)
+            pairs.append(joined)
+            values.update(terms)
+            total += len(terms)
+    if 2 * total >= searchable.MAX_SIDE_VALUES:  # pairs + values could reach the cap
+        return avterms.document(searchable.extract_av_words(attrs))
+    return " ".join((*values, *pairs))
 
 
 def av_words(attrs: dict[str, Any]) -> dict[str, str]:
