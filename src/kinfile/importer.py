@@ -35,6 +35,7 @@ from typing import Any
 from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
 from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
 from kinfile.models import SCHEMA_VERSION, FileRecord
+from kinfile.storage import avterms
 from kinfile.storage.bulk import NewFile, new_file, write_new
 from kinfile.storage.store import Store, StoredReport, file_columns
 
@@ -262,7 +263,7 @@ def _prepare_chunk(args: tuple[list[tuple[int, Any]], str, str]) -> list[tuple[i
     store = _STORES.get(url)
     if store is None:
         store = _STORES[url] = Store(url)
-    return prepare_values(chunk, source, store.known, store.dialect == "sqlite")
+    return prepare_values(chunk, source, store.known, avterms.uses_terms(store.dialect))
 
 
 def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, Any]]]:
@@ -291,7 +292,7 @@ class Importer:
         self.source = source
         self.jobs = jobs
         self.batch = BATCH
-        self.terms = store.dialect == "sqlite"  # detection words as avterms documents
+        self.terms = avterms.uses_terms(store.dialect)  # detection words as avterms documents
 
     def import_lines(
         self, lines: Iterable[str | bytes], where: str = "<input>", summary: ImportSummary | None = None

@@ -169,7 +169,7 @@ class _Env:
 
     def detections(self, value: str, engine: str | None, wildcard: bool) -> Clause | None:
         """SQLite: through the FTS5 index of storage/avterms.py (PostgreSQL: ``None``, rows)."""
-        if self.dialect != "sqlite":
+        if not avterms.uses_terms(self.dialect):
             return None
         return self.side_filter(avterms.matching(value, engine, wildcard).subquery(), sa.true(), True)
 

@@ -76,7 +76,7 @@ def _side_contents(store: Store, shas: list[str]) -> dict[str, set[tuple[Any, ..
     out: dict[str, set[tuple[Any, ...]]] = {}
     with store.engine.connect() as conn:
         for name, table in schema.SIDE_TABLES.items():
-            if name == "av_words" and avterms.uses_terms(conn):
+            if name == "av_words" and avterms.uses_terms(store.dialect):
                 avterms.check(conn)
                 out[name] = set(avterms.vocabulary(conn).items())
                 continue
@@ -92,7 +92,7 @@ def _expected_contents(
     out: dict[str, set[tuple[Any, ...]]] = {
         name: {tuple(sorted(row.items())) for row in found} for name, found in rows.items()
     }
-    if store.dialect == "sqlite":
+    if avterms.uses_terms(store.dialect):
         out["av_words"] = set(avterms.vocabulary_of(rows.get("av_words", [])).items())
     return out
 
@@ -129,7 +129,8 @@ def test_a_failed_batch_leaves_nothing(db_url: str, monkeypatch: pytest.MonkeyPa
     records = _records()[:50]
     store = Store(db_url)
     store.migrate()
-    new = [bulk.new_file(rec, file_columns(rec, 0), terms=store.dialect == "sqlite") for rec in records]
+    terms = avterms.uses_terms(store.dialect)
+    new = [bulk.new_file(rec, file_columns(rec, 0), terms=terms) for rec in records]
     real = store._bump_type_stats
     calls = []
 

@@ -54,8 +54,7 @@ SEPARATOR = "\ue000"  # between an engine and a value in a pair term (the code o
 
 _ENCODE = {c: chr(0xE000 + c) for c in range(128) if not chr(c).isalnum() or chr(c).isupper()}
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS av_docs (fid INTEGER PRIMARY KEY, sha256 VARCHAR(64) NOT NULL UNIQUE)",
+DDL = (  # after DOCS
     "CREATE VIRTUAL TABLE IF NOT EXISTS av_terms USING fts5("
     "terms, content='', detail=none, columnsize=0, tokenize='ascii')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS av_vocab USING fts5vocab(av_terms, 'row')",
@@ -68,8 +67,9 @@ DDL = (
 Words = Mapping[str, str]  # {value: ",engine,engine,"} of one file (searchable.extract_av_words)
 
 
-def uses_terms(conn: Connection) -> bool:
-    return conn.dialect.name == "sqlite"
+def uses_terms(dialect: str) -> bool:
+    """Whether a database dialect keeps detection words here (SQLite) or in rows (PostgreSQL)."""
+    return dialect == "sqlite"
 
 
 def encode(value: str) -> str:
@@ -111,7 +111,7 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, str]]) -> None:
     """Index the detection words of files that have none indexed yet (new files)."""
     if not rows:
         return
-    if not uses_terms(conn):
+    if not uses_terms(conn.dialect.name):
         from kinfile.storage.store import insert_many
 
         insert_many(conn, schema.file_av_words, [dict(r) for r in rows])
@@ -143,7 +143,7 @@ def replace_rows(
     conn: Connection, old: Sequence[Mapping[str, str]], new: Sequence[Mapping[str, str]]
 ) -> None:
     """Rewrite what changed between files' previous and new detection words."""
-    if not uses_terms(conn):
+    if not uses_terms(conn.dialect.name):
         _replace_word_rows(conn, old, new)
         return
     before, after = words_by_file(old), words_by_file(new)
@@ -201,6 +201,7 @@ def _replace_word_rows(
 def create(conn: Connection) -> None:
     """SQLite: the index tables (migration 0009). An SQLite built without FTS5 is refused with
     a clear message (Debian's, Ubuntu's and the python.org builds have it)."""
+    DOCS.create(conn, checkfirst=True)
     try:
         for statement in DDL:
             conn.exec_driver_sql(statement)

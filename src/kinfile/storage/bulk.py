@@ -171,7 +171,7 @@ def write_new(store: Any, files: Sequence[NewFile]) -> set[str]:
             inserted = {r[0] for r in conn.execute(statement, [f.row for f in unique])}
         chosen = [f for f in unique if f.sha256 in inserted]
         names = sorted({name for f in chosen for name in f.side})
-        if avterms.uses_terms(conn):
+        if avterms.uses_terms(conn.dialect.name):
             documents = {
                 f.sha256: f.terms or avterms.document(json.loads(f.side[AV_WORDS]))
                 for f in chosen

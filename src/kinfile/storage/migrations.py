@@ -204,7 +204,7 @@ def _content_pending(conn: Connection) -> None:
 def _detection_terms(conn: Connection) -> None:
     """0009: on SQLite, ``file_av_words`` rows become the FTS5 index of storage/avterms.py
     (rebuilt from the stored reports); PostgreSQL keeps its rows."""
-    if not avterms.uses_terms(conn):
+    if not avterms.uses_terms(conn.dialect.name):
         return
     avterms.create(conn)
     rebuild_detection_terms(conn)
