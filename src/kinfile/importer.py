@@ -32,6 +32,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from kinfile import import_avclass
 from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
 from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
 from kinfile.models import SCHEMA_VERSION, FileRecord
@@ -188,32 +191,49 @@ def prepare_values(
     computed (they are enriched; the writer computes the rows if one is gone by then). ``terms``:
     the store is SQLite (detection words as avterms documents, bulk.new_file).
     """
-    parsed: list[tuple[int, Any, list[ImportedReport] | str]] = []
+    now = int(time.time())
+    parsed: list[tuple[int, Any, list[ImportedReport] | NewFile | str]] = []
     for number, raw in values:
         value = raw
         if isinstance(raw, str | bytes):
             try:
-                value = json.loads(raw)
-            except ValueError as exc:
-                parsed.append((number, raw, f"invalid JSON: {exc}"))
-                continue
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                try:  # what orjson refuses and json takes (integers beyond 64 bits), or its error
+                    value = json.loads(raw)
+                except ValueError as exc:
+                    parsed.append((number, raw, f"invalid JSON: {exc}"))
+                    continue
         if isinstance(value, RecordError):
             parsed.append((number, raw, str(value)))
+            continue
+        fast = import_avclass.new_file(value, source, now, terms)  # None: not an AVClass line it takes
+        if fast is not None:
+            parsed.append((number, raw, fast))
             continue
         try:
             parsed.append((number, raw, parse_record(value)))
         except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             parsed.append((number, raw, str(exc) or type(exc).__name__))
-    shas = [r.sha256 for _n, _raw, reports in parsed if not isinstance(reports, str) for r in reports]
+    shas = [
+        r.sha256
+        for _n, _raw, reports in parsed
+        if not isinstance(reports, str)
+        for r in ([reports] if isinstance(reports, NewFile) else reports)
+    ]
     stored: set[str] = set()
     if known is not None:
         for start in range(0, len(shas), BATCH):  # bounded IN lists
             stored.update(known(shas[start : start + BATCH]))
-    now = int(time.time())
     out: list[tuple[int, list[Prepared] | str]] = []
     for number, raw, reports in parsed:
         if isinstance(reports, str):
             out.append((number, reports))
+            continue
+        if isinstance(reports, NewFile):
+            out.append(
+                (number, [Prepared(reports.sha256, raw, None if reports.sha256 in stored else reports)])
+            )
             continue
         keep = raw if len(reports) == 1 else None  # a {"data": [...]} document: per report
         try:

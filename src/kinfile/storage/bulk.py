@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
         if not values:
             continue
         if all(isinstance(v, str) for v in values):
-            side[name] = json.dumps(sorted(values), separators=(",", ":"))
+            side[name] = json_list(values)
         else:
             rows[name] = [{"value": v, "sha256": rec.sha256} for v in sorted(values)]
     if terms:
@@ -59,6 +59,11 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
     if words:
         side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
     return NewFile(rec.sha256, row, side, rows)
+
+
+def json_list(values: Iterable[str]) -> str:
+    """A side table's values as :class:`NewFile` carries them: a sorted, compact JSON list."""
+    return json.dumps(sorted(values), separators=(",", ":"))
 
 
 def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
