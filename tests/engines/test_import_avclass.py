@@ -110,7 +110,7 @@ def test_prepare_values_same_with_and_without_the_fast_lane(monkeypatch: pytest.
     lines += [(202, json.dumps(big))]
 
     def outcome() -> list[Any]:
-        out = []
+        out: list[Any] = []
         for number, prepared in prepare_values(lines, "feed", None, True):
             if isinstance(prepared, str):
                 out.append((number, prepared))
