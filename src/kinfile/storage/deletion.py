@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, delete, select
 
 from kinfile.storage import avterms, schema, searchable
-from kinfile.storage.store import Store
+from kinfile.storage.store import Store, delete_side_rows
 
 _BY_SHA256 = ("analyses", "submissions", "content_pending")
 
@@ -59,10 +59,15 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
                 ),
                 sorted(trigram_keys, key=lambda k: (k["b_value"], k["b_sha256"])),
             )
-        for table in {id(t): t for t in schema.SIDE_TABLES.values()}.values():
+        reports = {r.sha256: json.loads(r.report) if r.report else {} for r in rows}
+        for name, table in schema.SIDE_TABLES.items():
             if table.name in ("file_av_words", "file_name_trigrams"):
                 continue
-            conn.execute(delete(table).where(table.c.sha256.in_(found)))
+            if name in schema.KEYED_SIDE_TABLES:
+                extract = searchable.SIDE_VALUES[name]
+                delete_side_rows(conn, name, {sha: extract(report) for sha, report in reports.items()})
+            else:
+                conn.execute(delete(table).where(table.c.sha256.in_(found)))
         for name in _BY_SHA256:
             table = schema.metadata.tables[name]
             conn.execute(delete(table).where(table.c.sha256.in_(found)))

@@ -219,6 +219,29 @@ def rebuild_detection_terms(conn: Connection) -> None:
         avterms.insert_rows(conn, words)
 
 
+def _have_by_key(conn: Connection) -> None:
+    """0010: ``file_have`` keyed (value, sha256) only: no sha256 index, no rowid on SQLite
+    (schema.file_have). Its rows are rebuilt from the stored reports, since replacements and
+    deletions now remove them by key, from the values of the stored report."""
+    table = schema.file_have
+    if "ix_file_have_sha256" in {i["name"] for i in inspect(conn).get_indexes(table.name)}:
+        conn.exec_driver_sql("DROP INDEX ix_file_have_sha256")
+    if conn.dialect.name == "sqlite":
+        ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'file_have'").scalar()
+        if "WITHOUT ROWID" not in str(ddl).upper():
+            conn.exec_driver_sql("DROP TABLE file_have")
+            table.create(conn)
+    conn.execute(table.delete())
+    for rows in _stored_reports(conn):
+        values = [
+            {"value": value, "sha256": sha256}
+            for sha256, attrs in rows
+            for value in sorted(searchable.extract_have(attrs))
+        ]
+        if values:
+            conn.execute(table.insert(), values)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -228,6 +251,7 @@ MIGRATIONS: list[Migration] = [
     ("0007_type_stats", _type_stats),
     ("0008_content_pending", _content_pending),
     ("0009_detection_terms", _detection_terms),
+    ("0010_have_by_key", _have_by_key),
 ]
 
 

@@ -125,9 +125,22 @@ file_type_tags = side_table("file_type_tags")
 
 SIDE_TABLES = {"names": file_names, "tags": file_tags, "type_tags": file_type_tags}
 
+# ``have:`` values are in most files (md5, last_analysis_results...): of ~10 rows per file, each
+# lands at a random place of its value's range. Keyed (value, sha256) only: no rowid on SQLite,
+# no sha256 index (migration 0010), so a row is one B-tree insert, not three. The rows of a
+# replaced or deleted file are deleted by key, from its stored report (store.delete_side_rows).
+file_have = Table(
+    "file_have",
+    metadata,
+    Column("value", String(512), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    sqlite_with_rowid=False,
+)
+KEYED_SIDE_TABLES = frozenset({"have"})  # side tables without a sha256 index
+
 # -- search side tables (issue 4): one per multi-valued modifier, filled by storage/searchable.py
 SEARCH_SIDE_TABLES = {
-    name: side_table(f"file_{name}")
+    name: file_have if name == "have" else side_table(f"file_{name}")
     for name in (
         "sections",  # section:
         "section_md5s",  # sectionmd5:

@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -496,11 +496,11 @@ class Store:
         conn.execute(update(f).where(f.c.sha256 == rec.sha256).values(**values))
         rows = searchable.side_rows(attrs, rec.sha256)
         avterms.replace_rows(conn, searchable.av_word_rows(previous, rec.sha256), rows.pop("av_words"))
+        old_side = searchable.side_values(previous)
         for name, found in rows.items():
-            table = schema.SIDE_TABLES[name]
-            conn.execute(delete(table).where(table.c.sha256 == rec.sha256))
+            delete_side_rows(conn, name, {rec.sha256: old_side.get(name) or ()})
             if found:
-                conn.execute(table.insert(), found)
+                conn.execute(schema.SIDE_TABLES[name].insert(), found)
 
     def replace_reports(
         self, records: Sequence[FileRecord], bases: Sequence[dict[str, Any] | None] | None = None
@@ -529,7 +529,7 @@ class Store:
             updates: list[dict[str, Any]] = []
             side: dict[str, list[dict[str, Any]]] = {}
             old_av: list[dict[str, str]] = []
-            changed: dict[str, list[str]] = {}
+            changed: dict[str, dict[str, Any]] = {}  # side table -> {sha256: previous values}
             for i, rec in enumerate(records):
                 previous = stored.get(rec.sha256)
                 if previous is None:
@@ -551,15 +551,14 @@ class Store:
                 old_side = searchable.side_values(before)
                 for name, found in rows.items():
                     if {r["value"] for r in found} != old_side.get(name):
-                        changed.setdefault(name, []).append(rec.sha256)
+                        changed.setdefault(name, {})[rec.sha256] = old_side.get(name) or ()
                         side.setdefault(name, []).extend(found)
             if updates:
                 conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
                 avterms.replace_rows(conn, old_av, side.pop("av_words", []))
-                for name, written in changed.items():
-                    table = schema.SIDE_TABLES[name]
-                    conn.execute(delete(table).where(table.c.sha256.in_(written)))
-                    insert_many(conn, table, side.get(name, []))
+                for name, previous in changed.items():
+                    delete_side_rows(conn, name, previous)
+                    insert_many(conn, schema.SIDE_TABLES[name], side.get(name, []))
         if missing:
             self.save([IngestItem(r.sha256, None, r, replace_report=True) for r in missing])
 
@@ -765,6 +764,22 @@ def file_row(rec: FileRecord, now: int) -> FileRow_:
 def file_columns(rec: FileRecord, now: int) -> dict[str, Any]:
     """The ``files`` row of a new report-only file (no submissions)."""
     return {**_file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}
+
+
+def delete_side_rows(conn: Connection, name: str, previous: Mapping[str, Iterable[Any]]) -> None:
+    """Delete the ``name`` side rows of files ``{sha256: values they had}``: by sha256, or by key
+    for the tables without a sha256 index (``schema.KEYED_SIDE_TABLES``; the values are those
+    of the stored report, ``searchable.side_values``)."""
+    table = schema.SIDE_TABLES[name]
+    if name not in schema.KEYED_SIDE_TABLES:
+        conn.execute(delete(table).where(table.c.sha256.in_(sorted(previous))))
+        return
+    keys = sorted((value, sha256) for sha256, values in previous.items() for value in values)
+    if keys:
+        by_key = delete(table).where(
+            table.c.value == bindparam("b_value"), table.c.sha256 == bindparam("b_sha256")
+        )
+        conn.execute(by_key, [{"b_value": value, "b_sha256": sha256} for value, sha256 in keys])
 
 
 def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ignore: bool = False) -> None:
