@@ -125,17 +125,24 @@ file_type_tags = side_table("file_type_tags")
 
 SIDE_TABLES = {"names": file_names, "tags": file_tags, "type_tags": file_type_tags}
 
+
 # ``have:`` values are in most files (md5, last_analysis_results...): of ~10 rows per file, each
 # lands at a random place of its value's range. Keyed (value, sha256) only: no rowid on SQLite,
 # no sha256 index (migration 0010), so a row is one B-tree insert, not three. The rows of a
 # replaced or deleted file are deleted by key, from its stored report (store.delete_side_rows).
-file_have = Table(
-    "file_have",
-    metadata,
-    Column("value", String(512), primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    sqlite_with_rowid=False,
-)
+def keyed_table(name: str, width: int = 512, *extra: Column[Any]) -> Table:
+    """A side table keyed ``(value, sha256)`` only: no rowid on SQLite, no sha256 index."""
+    return Table(
+        name,
+        metadata,
+        Column("value", String(width), primary_key=True),
+        Column("sha256", String(64), primary_key=True),
+        *extra,
+        sqlite_with_rowid=False,
+    )
+
+
+file_have = keyed_table("file_have")
 KEYED_SIDE_TABLES = frozenset({"have"})  # side tables without a sha256 index
 
 # -- search side tables (issue 4): one per multi-valued modifier, filled by storage/searchable.py
@@ -277,26 +284,13 @@ PERF_INDEXES: tuple[Index, ...] = (Index("ix_files_type_tag_size", files.c.type_
 # Trigrams of every submitted name (``name:`` and bare words have "contains" semantics): the
 # candidates of a pattern are the files holding its rarest trigrams; the exact LIKE runs on those.
 # Keyed (trigram, sha256), no rowid on SQLite; names are never deleted, so no sha256 index.
-file_name_trigrams = Table(
-    "file_name_trigrams",
-    metadata,
-    Column("value", String(16), primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    sqlite_with_rowid=False,
-)
+file_name_trigrams = keyed_table("file_name_trigrams", 16)
 
 # Detection labels (replaces 0002's ``file_av_labels``): one row per distinct label or label word
 # of a file, across all its engines, with the engines that gave it (``",eset-nod32,microsoft,"``).
 # ``engines:<x>`` is ``value = x``; ``<engine>:<x>`` adds ``engines LIKE '%,<engine>,%'``. Rows
 # of a replaced report are deleted by primary key from the old report's values (no sha256 index).
-file_av_words = Table(
-    "file_av_words",
-    metadata,
-    Column("value", String(512), primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    Column("engines", Text, nullable=False),
-    sqlite_with_rowid=False,
-)
+file_av_words = keyed_table("file_av_words", 512, Column("engines", Text, nullable=False))
 SIDE_TABLES.update({"name_trigrams": file_name_trigrams, "av_words": file_av_words})
 
 
