@@ -51,16 +51,27 @@ def _entry(engine: str, label: str, update: str | None) -> Entry:
     return found
 
 
+def sha256_of(obj: Any) -> str | None:
+    """The sha256 of an AVClass line (lower-cased, checked as the parser does), ``None`` for
+    any other value or an invalid hash (left to the general path)."""
+    if obj.__class__ is not dict or "av_labels" not in obj or any(k in obj for k in OTHER_FORMATS):
+        return None
+    try:
+        return _hash(obj.get("sha256"), 64, "sha256", required=True)
+    except RecordError:
+        return None
+
+
 def new_file(obj: Any, source: str, now: int, terms: bool) -> bulk.NewFile | None:
     """The :class:`bulk.NewFile` the general path makes of an AVClass line for a new file, or
     ``None`` for a line it leaves to the general path (module docstring)."""
-    if obj.__class__ is not dict or "av_labels" not in obj or any(k in obj for k in OTHER_FORMATS):
+    sha256 = sha256_of(obj)
+    if sha256 is None:
         return None
     labels = obj["av_labels"]
     if labels.__class__ is not list or not labels:
         return None
     try:
-        sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
         md5 = _hash(obj.get("md5"), 32, "md5")
         sha1 = _hash(obj.get("sha1"), 40, "sha1")
     except RecordError:

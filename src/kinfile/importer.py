@@ -192,7 +192,8 @@ def prepare_values(
     the store is SQLite (detection words as avterms documents, bulk.new_file).
     """
     now = int(time.time())
-    parsed: list[tuple[int, Any, list[ImportedReport] | NewFile | str]] = []
+    # per value: its reports, an error message, or (AVClass line) the JSON object and its sha256
+    parsed: list[tuple[int, Any, list[ImportedReport] | tuple[Any, str] | str]] = []
     for number, raw in values:
         value = raw
         if isinstance(raw, str | bytes):
@@ -207,19 +208,13 @@ def prepare_values(
         if isinstance(value, RecordError):
             parsed.append((number, raw, str(value)))
             continue
-        fast = import_avclass.new_file(value, source, now, terms)  # None: not an AVClass line it takes
-        if fast is not None:
-            parsed.append((number, raw, fast))
-            continue
-        try:
-            parsed.append((number, raw, parse_record(value)))
-        except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
-            parsed.append((number, raw, str(exc) or type(exc).__name__))
+        sha256 = import_avclass.sha256_of(value)  # an AVClass line for the fast lane
+        parsed.append((number, raw, _parse(value) if sha256 is None else (value, sha256)))
     shas = [
-        r.sha256
+        r
         for _n, _raw, reports in parsed
         if not isinstance(reports, str)
-        for r in ([reports] if isinstance(reports, NewFile) else reports)
+        for r in ([reports[1]] if isinstance(reports, tuple) else [r.sha256 for r in reports])
     ]
     stored: set[str] = set()
     if known is not None:
@@ -227,13 +222,15 @@ def prepare_values(
             stored.update(known(shas[start : start + BATCH]))
     out: list[tuple[int, list[Prepared] | str]] = []
     for number, raw, reports in parsed:
+        if isinstance(reports, tuple):
+            value, sha256 = reports
+            fast = None if sha256 in stored else import_avclass.new_file(value, source, now, terms)
+            if fast is not None:
+                out.append((number, [Prepared(sha256, raw, fast)]))
+                continue
+            reports = _parse(value)  # stored (to enrich), or a line the fast lane leaves
         if isinstance(reports, str):
             out.append((number, reports))
-            continue
-        if isinstance(reports, NewFile):
-            out.append(
-                (number, [Prepared(reports.sha256, raw, None if reports.sha256 in stored else reports)])
-            )
             continue
         keep = raw if len(reports) == 1 else None  # a {"data": [...]} document: per report
         try:
@@ -250,6 +247,14 @@ def prepare_values(
             continue
         out.append((number, prepared))
     return out
+
+
+def _parse(value: Any) -> list[ImportedReport] | str:
+    """The reports of a JSON value, or why it cannot be imported."""
+    try:
+        return parse_record(value)
+    except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        return str(exc) or type(exc).__name__
 
 
 def _new(rec: FileRecord, now: int, terms: bool) -> NewFile:

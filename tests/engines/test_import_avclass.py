@@ -122,3 +122,19 @@ def test_prepare_values_same_with_and_without_the_fast_lane(monkeypatch: pytest.
     monkeypatch.setattr(import_avclass, "new_file", lambda *_args: None)
     assert fast == outcome()
     assert [n for n, p in fast if isinstance(p, str)] == ERRORS
+
+
+def test_stored_files_are_parsed_not_built() -> None:
+    """A line of a stored file is only parsed (it will be enriched) and its errors still show."""
+    records = _records()[:5]
+    stored = {rec["sha256"] for rec in records[:3]}
+    bad = {**records[0], "av_labels": [["Kaspersky", "Trojan.A"], ["Avast"]]}
+    lines = [(i, json.dumps(rec)) for i, rec in enumerate([*records, bad], 1)]
+    out = dict(prepare_values(lines, "feed", lambda shas: stored & set(shas), True))
+    for number, rec in enumerate(records, 1):
+        found = out[number]
+        assert not isinstance(found, str) and len(found) == 1
+        prepared = found[0]
+        assert prepared.sha256 == rec["sha256"]
+        assert (prepared.new is None) == (rec["sha256"] in stored)
+    assert out[6] == "av_labels entry \"['Avast']\" is not [engine, label]"
