@@ -5,9 +5,11 @@
 The real reports of ../shared/vt are replicated with fresh hashes (so every record is a new
 file): the 500 AVClass label lines ×copies and the v3 RTF report ×(copies×25). Each set goes into a
 fresh SQLite store (or a fresh PostgreSQL schema). Prints reports/s for creation and for a
-second pass that enriches the same files. ``--grow`` imports only the AVClass lines, 10,000 at a
-time into the same store, and prints each step's rate: how the import holds up as the store
-fills (a store of real use holds millions of files, not the few thousand of one run).
+second pass that enriches the same files, and the CPU time per report of this process (parsing
+with one process; merging and writing) and of the worker processes (``--jobs``). ``--grow``
+imports only the AVClass lines, 10,000 at a time into the same store, and prints each step's
+rate: how the import holds up as the store fills (a store of real use holds millions of files,
+not the few thousand of one run).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -57,16 +60,26 @@ def run(name: str, lines: list[str], db: str, jobs: int = 1) -> None:
     store = Store(db)
     store.migrate()
     for label in ("create", "enrich"):
+        cpu = _cpu()
         started = time.perf_counter()
         summary = Importer(store, "bench", jobs=jobs).import_lines(lines, name)
         seconds = time.perf_counter() - started
+        writer, workers = (after - before for after, before in zip(_cpu(), cpu, strict=True))
         assert summary.failed == 0, summary.errors[:3]
         mb = sum(len(line) for line in lines) / 1e6
+        per_report = 1e3 / summary.reports
         print(
             f"{name:8} {label:6} {summary.reports:6} reports {seconds:6.2f} s "
-            f"{summary.reports / seconds:8.0f} reports/s {mb / seconds:6.1f} MB/s"
+            f"{summary.reports / seconds:8.0f} reports/s {mb / seconds:6.1f} MB/s  CPU ms/report: "
+            f"this process {writer * per_report:.3f}, workers {workers * per_report:.3f}"
         )
     store.close()
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished worker processes."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime
 
 
 def grow(lines: list[str], db: str, jobs: int, step: int = 10_000) -> None:
