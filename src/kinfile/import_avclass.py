@@ -146,9 +146,11 @@ def _new_file(
         schema_version=SCHEMA_VERSION,
         downloadable=False,
     )
-    row = file_columns(rec, now)
-    if terms is None:  # PostgreSQL: detection words as file_av_words rows, the general way
-        return bulk.new_file(rec, row)
     side = {"have": bulk.json_list(searchable.extract_have(attrs))}  # its only side values
+    if terms is None:  # PostgreSQL: detection words as file_av_words rows
+        words = bulk.av_words(attrs)
+        if words:
+            side[bulk.AV_WORDS] = bulk.json_words(words)
+        return bulk.NewFile(sha256, file_columns(rec, now), side)
     values, pairs = terms
-    return bulk.NewFile(sha256, row, side, {}, " ".join((*values, *pairs)))
+    return bulk.NewFile(sha256, file_columns(rec, now), side, {}, " ".join((*values, *pairs)))
