@@ -8,7 +8,8 @@ each result dict anew; here ONE walk over the pairs, with a memo per (engine, la
 engine_update), gives the results (shared, never mutated dicts), the stats and the detection
 document's terms. AVClass (``avclass.classify``), the ``files`` columns (``store.file_columns``)
 and the ``have:`` values (``searchable.extract_have``) are the general functions; the other side
-extractors read nothing such a report holds.
+extractors read nothing such a report holds. SQLite stores only: on PostgreSQL the detection
+words are rows (storage/avterms.py), made by the general path (measured: no gain there).
 
 The output equals the general path's, field for field (tests/engines/test_import_avclass.py, on
 the 500 real label sets and hostile variants). A line this does not take returns ``None`` and
@@ -62,9 +63,10 @@ def sha256_of(obj: Any) -> str | None:
         return None
 
 
-def new_file(obj: Any, source: str, now: int, terms: bool) -> bulk.NewFile | None:
-    """The :class:`bulk.NewFile` the general path makes of an AVClass line for a new file, or
-    ``None`` for a line it leaves to the general path (module docstring)."""
+def new_file(obj: Any, source: str, now: int) -> bulk.NewFile | None:
+    """The :class:`bulk.NewFile` the general path makes of an AVClass line for a new file in a
+    SQLite store (detection words as an avterms document), or ``None`` for a line it leaves to
+    the general path (module docstring)."""
     sha256 = sha256_of(obj)
     if sha256 is None:
         return None
@@ -101,9 +103,7 @@ def new_file(obj: Any, source: str, now: int, terms: bool) -> bulk.NewFile | Non
             total += len(entry[3])
     if 2 * total >= searchable.MAX_SIDE_VALUES:
         return None
-    return _new_file(
-        obj, sha256, md5, sha1, scan_date, results, source, now, (values, pairs) if terms else None
-    )
+    return _new_file(obj, sha256, md5, sha1, scan_date, results, source, now, (values, pairs))
 
 
 def _new_file(
@@ -115,7 +115,7 @@ def _new_file(
     results: dict[str, Any],
     source: str,
     now: int,
-    terms: tuple[set[str], list[str]] | None,
+    terms: tuple[set[str], list[str]],
 ) -> bulk.NewFile:
     """The report ``merge_report(None, parse_avclass(obj))`` composes, and its rows."""
     origin = f"{FORMAT_AVCLASS}:{source}"
@@ -147,10 +147,5 @@ def _new_file(
         downloadable=False,
     )
     side = {"have": bulk.json_list(searchable.extract_have(attrs))}  # its only side values
-    if terms is None:  # PostgreSQL: detection words as file_av_words rows
-        words = bulk.av_words(attrs)
-        if words:
-            side[bulk.AV_WORDS] = bulk.json_words(words)
-        return bulk.NewFile(sha256, file_columns(rec, now), side)
     values, pairs = terms
     return bulk.NewFile(sha256, file_columns(rec, now), side, {}, " ".join((*values, *pairs)))

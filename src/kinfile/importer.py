@@ -208,7 +208,7 @@ def prepare_values(
         if isinstance(value, RecordError):
             parsed.append((number, raw, str(value)))
             continue
-        sha256 = import_avclass.sha256_of(value)  # an AVClass line for the fast lane
+        sha256 = import_avclass.sha256_of(value) if terms else None  # an AVClass line: fast lane
         parsed.append((number, raw, _parse(value) if sha256 is None else (value, sha256)))
     shas = [
         r
@@ -224,7 +224,7 @@ def prepare_values(
     for number, raw, reports in parsed:
         if isinstance(reports, tuple):
             value, sha256 = reports
-            fast = None if sha256 in stored else import_avclass.new_file(value, source, now, terms)
+            fast = None if sha256 in stored else import_avclass.new_file(value, source, now)
             if fast is not None:
                 out.append((number, [Prepared(sha256, raw, fast)]))
                 continue

@@ -3,8 +3,8 @@
 Oracle: the general path, ``bulk.new_file(merge_report(None, parse_record(obj)))`` with its
 ``files`` row. Inputs: the 500 real AVClass label sets with their real hashes (some labels hold a
 hash prefix, which AVClass treats per sample), each with and without dates, for SQLite (FTS5
-document) and PostgreSQL (``file_av_words`` rows); then hostile variants, which the fast lane
-either takes with the same output or leaves (``None``) to the general path.
+document; PostgreSQL takes the general path); then hostile variants, which the fast lane either
+takes with the same output or leaves (``None``) to the general path.
 """
 
 from __future__ import annotations
@@ -33,32 +33,31 @@ def _records() -> list[dict[str, Any]]:
     return [json.loads(line) for line in LABELS.read_text().splitlines()]
 
 
-def _general(obj: Any, terms: bool) -> NewFile:
+def _general(obj: Any) -> NewFile:
     rec = merge_report(None, parse_record(obj)[0], "feed")
-    return new_file(rec, file_columns(rec, NOW), terms)
+    return new_file(rec, file_columns(rec, NOW), True)
 
 
-def _same_as_general(obj: Any, terms: bool) -> bool:
+def _same_as_general(obj: Any) -> bool:
     """Asserts the fast lane's file equals the general one; ``False`` when it declines."""
-    fast = import_avclass.new_file(obj, "feed", NOW, terms)
+    fast = import_avclass.new_file(obj, "feed", NOW)
     if fast is None:
         return False
-    general = _general(obj, terms)
+    general = _general(obj)
     assert fast.row["report"] == general.row["report"]  # the same text, byte for byte
     assert abs(fast.row.pop("stored_at") - general.row.pop("stored_at")) <= 2  # the clock
     assert dataclasses.asdict(fast) == dataclasses.asdict(general)
-    again = import_avclass.new_file(obj, "feed", NOW, terms)  # memoised: the same again
+    again = import_avclass.new_file(obj, "feed", NOW)  # memoised: the same again
     assert again is not None and again.row.pop("stored_at")
     assert again == fast
     return True
 
 
-@pytest.mark.parametrize("terms", [True, False], ids=["sqlite", "postgresql"])
-def test_real_label_sets_as_the_general_path(terms: bool) -> None:
+def test_real_label_sets_as_the_general_path() -> None:
     taken = 0
     for rec in _records():
         for obj in (rec, {**rec, "scan_date": "2021-03-04 05:06:07", "first_seen": 1_500_000_000}):
-            taken += _same_as_general(obj, terms)
+            taken += _same_as_general(obj)
     assert taken == 2 * len(_records())  # every real line takes the fast lane
 
 
@@ -89,17 +88,16 @@ DECLINED: list[dict[str, Any]] = [
 ERRORS = [101, 104, 106, 108, 109, 111, 200]  # lines of DECLINED (100 + i) and others the parser rejects
 
 
-@pytest.mark.parametrize("terms", [True, False], ids=["sqlite", "postgresql"])
 @pytest.mark.parametrize("change", ODD_CHANGES, ids=range(len(ODD_CHANGES)))
-def test_odd_lines_as_the_general_path(change: dict[str, Any], terms: bool) -> None:
-    assert _same_as_general({**_records()[3], **change}, terms)
+def test_odd_lines_as_the_general_path(change: dict[str, Any]) -> None:
+    assert _same_as_general({**_records()[3], **change})
 
 
 @pytest.mark.parametrize("change", DECLINED, ids=range(len(DECLINED)))
 def test_lines_it_declines_go_the_general_way(change: dict[str, Any]) -> None:
     obj = {**_records()[3], **change}
-    assert import_avclass.new_file(obj, "feed", NOW, True) is None
-    assert import_avclass.new_file([obj], "feed", NOW, True) is None
+    assert import_avclass.new_file(obj, "feed", NOW) is None
+    assert import_avclass.new_file([obj], "feed", NOW) is None
 
 
 def test_prepare_values_same_with_and_without_the_fast_lane(monkeypatch: pytest.MonkeyPatch) -> None:

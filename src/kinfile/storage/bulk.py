@@ -57,13 +57,8 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
         return NewFile(rec.sha256, row, side, rows, av_document(rec.attributes))
     words = av_words(rec.attributes)
     if words:
-        side[AV_WORDS] = json_words(words)
+        side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
     return NewFile(rec.sha256, row, side, rows)
-
-
-def json_words(words: dict[str, str]) -> str:
-    """A file's detection words as :class:`NewFile` carries them (PostgreSQL rows)."""
-    return json.dumps(words, separators=(",", ":"))
 
 
 def json_list(values: Iterable[str]) -> str:
