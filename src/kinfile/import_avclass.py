@@ -25,37 +25,39 @@ from typing import Any
 from kinfile.engines import avclass
 from kinfile.engines.base import empty_stats
 from kinfile.engines.merge import IMPORTED, SOURCES
-from kinfile.engines.vtreports import FORMAT_AVCLASS, RecordError, _hash, _update, epoch
+from kinfile.engines.vtreports import (
+    FORMAT_AVCLASS,
+    RecordError,
+    _hash,
+    _update,
+    avclass_result,
+    epoch,
+    record_format,
+)
 from kinfile.models import SCHEMA_VERSION, FileRecord
 from kinfile.storage import bulk, searchable
 from kinfile.storage.store import file_columns
 
-OTHER_FORMATS = ("attributes", "data", "scans", "response_code", "positives")  # parse_record's order
 MEMO_SIZE = 200_000
 
-Entry = tuple[dict[str, Any], str, str, tuple[str, ...]]  # result, engine key, pair terms, value terms
+Entry = tuple[dict[str, Any], bulk.LabelTerms]  # the result, the label's detection-index terms
 _ENTRIES: dict[tuple[str, str, str | None], Entry] = {}
 
 
 def _entry(engine: str, label: str, update: str | None) -> Entry:
     if len(_ENTRIES) >= MEMO_SIZE:
         _ENTRIES.clear()
-    result = {
-        "category": "malicious",
-        "engine_name": engine,
-        "engine_version": None,
-        "engine_update": update,
-        "method": "blacklist",
-        "result": label,
-    }
-    found = _ENTRIES[(engine, label, update)] = (result, *bulk._label_terms(engine, label))
+    found = _ENTRIES[(engine, label, update)] = (
+        avclass_result(engine, label, update),
+        bulk._label_terms(engine, label),
+    )
     return found
 
 
 def sha256_of(obj: Any) -> str | None:
     """The sha256 of an AVClass line (lower-cased, checked as the parser does), ``None`` for
     any other value or an invalid hash (left to the general path)."""
-    if obj.__class__ is not dict or "av_labels" not in obj or any(k in obj for k in OTHER_FORMATS):
+    if obj.__class__ is not dict or "data" in obj or record_format(obj) != FORMAT_AVCLASS:
         return None
     try:
         return _hash(obj.get("sha256"), 64, "sha256", required=True)
@@ -81,11 +83,8 @@ def new_file(obj: Any, source: str, now: int) -> bulk.NewFile | None:
     scan_date = epoch(obj.get("scan_date"))
     update = None if scan_date is None else _update(scan_date)
     results: dict[str, Any] = {}
+    terms: list[bulk.LabelTerms] = []
     entries = _ENTRIES
-    pairs: list[str] = []
-    values: set[str] = set()
-    keys: set[str] = set()
-    total = 0
     for pair in labels:
         if pair.__class__ is not list or len(pair) != 2:
             return None
@@ -94,16 +93,11 @@ def new_file(obj: Any, source: str, now: int) -> bulk.NewFile | None:
             return None
         entry = entries.get((engine, label, update)) or _entry(engine, label, update)
         results[engine] = entry[0]
-        if entry[3]:  # as bulk.av_document
-            if entry[1] in keys:
-                return None
-            keys.add(entry[1])
-            pairs.append(entry[2])
-            values.update(entry[3])
-            total += len(entry[3])
-    if 2 * total >= searchable.MAX_SIDE_VALUES:
+        terms.append(entry[1])
+    document = bulk.document_of(terms)
+    if document is None:
         return None
-    return _new_file(obj, sha256, md5, sha1, scan_date, results, source, now, (values, pairs))
+    return _new_file(obj, sha256, md5, sha1, scan_date, results, source, now, document)
 
 
 def _new_file(
@@ -115,7 +109,7 @@ def _new_file(
     results: dict[str, Any],
     source: str,
     now: int,
-    terms: tuple[set[str], list[str]],
+    document: str,
 ) -> bulk.NewFile:
     """The report ``merge_report(None, parse_avclass(obj))`` composes, and its rows."""
     origin = f"{FORMAT_AVCLASS}:{source}"
@@ -147,5 +141,4 @@ def _new_file(
         downloadable=False,
     )
     side = {"have": bulk.json_list(searchable.extract_have(attrs))}  # its only side values
-    values, pairs = terms
-    return bulk.NewFile(sha256, file_columns(rec, now), side, {}, " ".join((*values, *pairs)))
+    return bulk.NewFile(sha256, file_columns(rec, now), side, {}, document)

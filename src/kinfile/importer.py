@@ -48,6 +48,8 @@ BATCH = 1000
 BULK_BATCH = 10_000
 MAX_ERRORS = 1000
 IDENTITY = ("md5", "sha1", "sha256", "size")
+# what a malformed record raises while it is parsed or merged (reported per line, never fatal)
+RECORD_ERRORS = (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError)
 KINFILE_KEPT = frozenset({"last_modification_date"})  # of a stored file: kinfile's own clock
 
 
@@ -210,12 +212,12 @@ def prepare_values(
             continue
         sha256 = import_avclass.sha256_of(value) if terms else None  # an AVClass line: fast lane
         parsed.append((number, raw, _parse(value) if sha256 is None else (value, sha256)))
-    shas = [
-        r
-        for _n, _raw, reports in parsed
-        if not isinstance(reports, str)
-        for r in ([reports[1]] if isinstance(reports, tuple) else [r.sha256 for r in reports])
-    ]
+    shas: list[str] = []
+    for _n, _raw, reports in parsed:
+        if isinstance(reports, tuple):
+            shas.append(reports[1])
+        elif not isinstance(reports, str):
+            shas.extend(r.sha256 for r in reports)
     stored: set[str] = set()
     if known is not None:
         for start in range(0, len(shas), BATCH):  # bounded IN lists
@@ -242,7 +244,7 @@ def prepare_values(
                 )
                 for r in reports
             ]
-        except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        except RECORD_ERRORS as exc:
             out.append((number, str(exc) or type(exc).__name__))
             continue
         out.append((number, prepared))
@@ -253,7 +255,7 @@ def _parse(value: Any) -> list[ImportedReport] | str:
     """The reports of a JSON value, or why it cannot be imported."""
     try:
         return parse_record(value)
-    except (RecordError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+    except RECORD_ERRORS as exc:
         return str(exc) or type(exc).__name__
 
 

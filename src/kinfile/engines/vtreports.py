@@ -301,6 +301,18 @@ def _bad_pair(labels: list[Any]) -> RecordError:
     raise AssertionError("no bad av_labels entry")  # pragma: no cover
 
 
+def avclass_result(engine: str | None, label: str | None, update: str | None) -> dict[str, Any]:
+    """An AVClass line's label as a VT engine result (every label malicious, no engine version)."""
+    return {
+        "category": "malicious",
+        "engine_name": engine,
+        "engine_version": None,
+        "engine_update": update,
+        "method": "blacklist",
+        "result": label,
+    }
+
+
 def parse_avclass(obj: dict[str, Any]) -> ImportedReport:
     sha256 = _hash(obj.get("sha256"), 64, "sha256", required=True)
     labels = obj.get("av_labels")
@@ -309,14 +321,7 @@ def parse_avclass(obj: dict[str, Any]) -> ImportedReport:
     scan_date = epoch(obj.get("scan_date"))
     update = None if scan_date is None else _update(scan_date)
     results: dict[str, Any] = {}
-    template = {
-        "category": "malicious",
-        "engine_name": None,
-        "engine_version": None,
-        "engine_update": update,
-        "method": "blacklist",
-        "result": None,
-    }
+    template = avclass_result(None, None, update)
     try:
         for engine, label in labels:
             if not isinstance(engine, str) or not isinstance(label, str):
@@ -354,10 +359,21 @@ def parse_record(value: Any) -> list[ImportedReport]:
         return out
     if not isinstance(value, dict):
         raise RecordError(f"expected a JSON object, got {type(value).__name__}")
+    kind = record_format(value)
+    if kind is None:
+        raise RecordError("unrecognised record: not a VT v3 file object, VT v2 report or AVClass line")
+    return [_PARSERS[kind](value)]
+
+
+def record_format(value: dict[str, Any]) -> str | None:
+    """The format of one JSON object (not a ``{"data": ...}`` document), as parse_record reads it."""
     if "attributes" in value:
-        return [parse_v3(value)]
+        return FORMAT_V3
     if "scans" in value or "response_code" in value or "positives" in value:
-        return [parse_v2(value)]
+        return FORMAT_V2
     if "av_labels" in value:
-        return [parse_avclass(value)]
-    raise RecordError("unrecognised record: not a VT v3 file object, VT v2 report or AVClass line")
+        return FORMAT_AVCLASS
+    return None
+
+
+_PARSERS = {FORMAT_V3: parse_v3, FORMAT_V2: parse_v2, FORMAT_AVCLASS: parse_avclass}

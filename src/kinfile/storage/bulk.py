@@ -97,31 +97,42 @@ def _label_terms(engine: str, label: str) -> tuple[str, str, tuple[str, ...]]:
     return key, " ".join(prefix + value[1:] for value in values), values
 
 
+LabelTerms = tuple[str, str, tuple[str, ...]]  # one label's _label_terms
+
+
 def av_document(attrs: dict[str, Any]) -> str:
     """``avterms.document(av_words(attrs))`` without building the words: the same terms (in
-    another order), from a memo per (engine, label). Reports where the two could differ (two
-    engines with one key, enough labels to reach the value cap) take the exact path."""
+    another order), from a memo per (engine, label) (:func:`document_of`)."""
     results = attrs.get("last_analysis_results")
     if not isinstance(results, dict):
         return ""
+    labels: list[LabelTerms] = []
+    for engine, result in results.items():
+        label = result.get("result") if isinstance(result, dict) else None
+        if isinstance(label, str) and isinstance(engine, str):
+            labels.append(_label_terms(engine, label))
+    found = document_of(labels)
+    return avterms.document(av_words(attrs)) if found is None else found
+
+
+def document_of(labels: Iterable[LabelTerms]) -> str | None:
+    """The avterms document of a report's labels (:func:`_label_terms` of each, in results
+    order), or ``None`` where only the words dict gives the exact terms: two engines with one
+    modifier key, or enough labels to reach the side-value cap."""
     pairs: list[str] = []
     values: set[str] = set()
     keys: set[str] = set()
     total = 0
-    for engine, result in results.items():
-        label = result.get("result") if isinstance(result, dict) else None
-        if not isinstance(label, str) or not isinstance(engine, str):
-            continue
-        key, joined, terms = _label_terms(engine, label)
+    for key, joined, terms in labels:
         if terms:
             if key in keys:
-                return avterms.document(av_words(attrs))
+                return None
             keys.add(key)
             pairs.append(joined)
             values.update(terms)
             total += len(terms)
     if 2 * total >= searchable.MAX_SIDE_VALUES:  # pairs + values could reach the cap
-        return avterms.document(searchable.extract_av_words(attrs))
+        return None
     return " ".join((*values, *pairs))
 
 

@@ -1,18 +1,19 @@
 """Deleting stored files: every row that names them, in one transaction.
 
-Per-file tables are keyed or indexed by sha256 and lose their rows by it; the two tables
-without a sha256 index (``file_name_trigrams``, the detection words of storage/avterms.py) lose
-theirs by key, from the stored names and report. Relations go in both directions, the per-type summary is
-decremented and the cached cluster days are dropped (they are recomputed on demand). The blobs
-and the content index are the caller's (services) business, after the commit.
+Per-file tables are keyed or indexed by sha256 and lose their rows by it; the tables without a
+sha256 index (``schema.KEYED_SIDE_TABLES``, the detection words of storage/avterms.py) lose
+theirs by key, from the stored names and report. Relations go in both directions, the per-type
+summary is decremented and the cached cluster days are dropped (they are recomputed on demand).
+The blobs and the content index are the caller's (services) business, after the commit.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import delete, select
 
 from kinfile.storage import avterms, schema, searchable
 from kinfile.storage.store import Store, delete_side_rows
@@ -38,36 +39,23 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
                 schema.file_names.c.sha256.in_(found)
             )
         ).all()
-        avterms.delete_rows(
-            conn,
-            [
-                w
-                for r in rows
-                for w in searchable.av_word_rows(json.loads(r.report) if r.report else {}, r.sha256)
-            ],
-        )
-        trigram_keys = [
-            {"b_sha256": sha, "b_value": gram}
-            for sha, name in names
-            for gram in searchable.name_trigrams(name)
-        ]
-        if trigram_keys:
-            table = schema.file_name_trigrams
-            conn.execute(
-                delete(table).where(
-                    table.c.sha256 == bindparam("b_sha256"), table.c.value == bindparam("b_value")
-                ),
-                sorted(trigram_keys, key=lambda k: (k["b_value"], k["b_sha256"])),
-            )
         reports = {r.sha256: json.loads(r.report) if r.report else {} for r in rows}
-        for name, table in schema.SIDE_TABLES.items():
-            if table.name in ("file_av_words", "file_name_trigrams"):
+        avterms.delete_rows(
+            conn, [w for sha, report in reports.items() for w in searchable.av_word_rows(report, sha)]
+        )
+        trigrams: dict[str, set[str]] = {}
+        for sha, name in names:
+            trigrams.setdefault(sha, set()).update(searchable.name_trigrams(name))
+        for name in schema.SIDE_TABLES:
+            if name == "av_words":  # above
                 continue
-            if name in schema.KEYED_SIDE_TABLES:
-                extract = searchable.SIDE_VALUES[name]
-                delete_side_rows(conn, name, {sha: extract(report) for sha, report in reports.items()})
+            if name == "name_trigrams":
+                previous: dict[str, Any] = trigrams
+            elif name in schema.KEYED_SIDE_TABLES:
+                previous = {sha: searchable.SIDE_VALUES[name](report) for sha, report in reports.items()}
             else:
-                conn.execute(delete(table).where(table.c.sha256.in_(found)))
+                previous = dict.fromkeys(found, ())
+            delete_side_rows(conn, name, previous)
         for name in _BY_SHA256:
             table = schema.metadata.tables[name]
             conn.execute(delete(table).where(table.c.sha256.in_(found)))

@@ -126,10 +126,6 @@ file_type_tags = side_table("file_type_tags")
 SIDE_TABLES = {"names": file_names, "tags": file_tags, "type_tags": file_type_tags}
 
 
-# ``have:`` values are in most files (md5, last_analysis_results...): of ~10 rows per file, each
-# lands at a random place of its value's range. Keyed (value, sha256) only: no rowid on SQLite,
-# no sha256 index (migration 0010), so a row is one B-tree insert, not three. The rows of a
-# replaced or deleted file are deleted by key, from its stored report (store.delete_side_rows).
 def keyed_table(name: str, width: int = 512, *extra: Column[Any]) -> Table:
     """A side table keyed ``(value, sha256)`` only: no rowid on SQLite, no sha256 index."""
     return Table(
@@ -142,8 +138,13 @@ def keyed_table(name: str, width: int = 512, *extra: Column[Any]) -> Table:
     )
 
 
+# ``have:`` values are in most files (md5, last_analysis_results...): of ~10 rows per file, each
+# lands at a random place of its value's range. Keyed (value, sha256) only: no rowid on SQLite,
+# no sha256 index (migration 0010), so a row is one B-tree insert, not three. The rows of a
+# replaced or deleted file are deleted by key, from its stored report (store.delete_side_rows).
 file_have = keyed_table("file_have")
-KEYED_SIDE_TABLES = frozenset({"have"})  # side tables without a sha256 index
+# side tables without a sha256 index (their rows are deleted by key: store.delete_side_rows)
+KEYED_SIDE_TABLES = frozenset({"have", "name_trigrams"})
 
 # -- search side tables (issue 4): one per multi-valued modifier, filled by storage/searchable.py
 SEARCH_SIDE_TABLES = {

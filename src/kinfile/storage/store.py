@@ -496,9 +496,10 @@ class Store:
         conn.execute(update(f).where(f.c.sha256 == rec.sha256).values(**values))
         rows = searchable.side_rows(attrs, rec.sha256)
         avterms.replace_rows(conn, searchable.av_word_rows(previous, rec.sha256), rows.pop("av_words"))
-        old_side = searchable.side_values(previous)
         for name, found in rows.items():
-            delete_side_rows(conn, name, {rec.sha256: old_side.get(name) or ()})
+            keyed = name in schema.KEYED_SIDE_TABLES  # deleted by key: the stored report's values
+            old = searchable.SIDE_VALUES[name](previous) if keyed else ()
+            delete_side_rows(conn, name, {rec.sha256: old})
             if found:
                 conn.execute(schema.SIDE_TABLES[name].insert(), found)
 
