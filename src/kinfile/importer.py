@@ -16,8 +16,10 @@ Malformed lines are reported with their line numbers and skipped; the rest still
 Writes go in batches of :data:`BATCH` reports per transaction; while every report of a run is
 new (a first or bulk import), the batches grow to :data:`BULK_BATCH` (storage/bulk.py: the
 rows of a batch are expanded by the database from one JSON document per table, and larger
-batches fill the B-trees in key order). A batch is one transaction: after a crash each report
-is either fully searchable or absent.
+batches fill the B-trees in key order). A report for a stored file is merged where it is
+parsed (a worker process with ``--jobs``), into a replacement (storage/replacing.py) the writer
+writes while the stored report it was merged onto is unchanged, and merges again otherwise. A
+batch is one transaction: after a crash each report is either fully searchable or absent.
 """
 
 from __future__ import annotations
@@ -32,15 +34,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from kinfile import import_avclass
+from kinfile import import_avclass, jsontext
 from kinfile.engines.merge import IMPORTED, SOURCES, compose, sources_of
 from kinfile.engines.vtreports import ImportedReport, RecordError, parse_record
 from kinfile.models import SCHEMA_VERSION, FileRecord
-from kinfile.storage import avterms
+from kinfile.storage import avterms, replacing
 from kinfile.storage.bulk import NewFile, new_file, write_new
-from kinfile.storage.store import Store, StoredReport, file_columns
+from kinfile.storage.store import Store, StoredReport, file_columns, file_values
 
 logger = logging.getLogger(__name__)
 
@@ -169,15 +169,17 @@ class Prepared:
 
     ``value`` is the JSON value it came from (re-parsed by the writer only to enrich a stored
     file), so that little has to cross from a worker process. ``new`` is ``None`` for a file
-    that was stored when the report was parsed (it will be enriched, not created).
+    that was stored when the report was parsed (it will be enriched, not created); for such a
+    file a worker also computes the ``replacement`` (written while its base is still stored).
     """
 
     sha256: str
     value: Any
     new: NewFile | None
+    replacement: replacing.Replacement | None = None
 
     def report(self) -> ImportedReport:
-        value = json.loads(self.value) if isinstance(self.value, str | bytes) else self.value
+        value = jsontext.loads(self.value) if isinstance(self.value, str | bytes) else self.value
         return next(r for r in parse_record(value) if r.sha256 == self.sha256)
 
 
@@ -186,12 +188,15 @@ def prepare_values(
     source: str,
     known: Callable[[list[str]], Collection[str]] | None = None,
     terms: bool = False,
+    stored_reports: Callable[[list[str]], dict[str, StoredReport]] | None = None,
 ) -> list[tuple[int, list[Prepared] | str]]:
     """Parse and pre-merge JSON values: ``(line, prepared reports or error message)``.
 
     ``known`` tells which of the parsed sha256s are stored already: their new-file rows are not
-    computed (they are enriched; the writer computes the rows if one is gone by then). ``terms``:
-    the store is SQLite (detection words as avterms documents, bulk.new_file).
+    computed (they are enriched; the writer computes the rows if one is gone by then). Given
+    ``stored_reports`` instead (the stored reports of sha256s, a worker process), the replacements of
+    the stored ones are computed too. ``terms``: the store is SQLite (detection words as avterms
+    documents, bulk.new_file).
     """
     now = int(time.time())
     # per value: its reports, an error message, or (AVClass line) the JSON object and its sha256
@@ -200,13 +205,10 @@ def prepare_values(
         value = raw
         if isinstance(raw, str | bytes):
             try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                try:  # what orjson refuses and json takes (integers beyond 64 bits), or its error
-                    value = json.loads(raw)
-                except ValueError as exc:
-                    parsed.append((number, raw, f"invalid JSON: {exc}"))
-                    continue
+                value = jsontext.loads(raw)
+            except ValueError as exc:
+                parsed.append((number, raw, f"invalid JSON: {exc}"))
+                continue
         if isinstance(value, RecordError):
             parsed.append((number, raw, str(value)))
             continue
@@ -219,9 +221,13 @@ def prepare_values(
         elif not isinstance(reports, str):
             shas.extend(r.sha256 for r in reports)
     stored: set[str] = set()
-    if known is not None:
-        for start in range(0, len(shas), BATCH):  # bounded IN lists
+    found: dict[str, StoredReport] = {}
+    for start in range(0, len(shas), BATCH):  # bounded IN lists
+        if stored_reports is not None:
+            found.update(stored_reports(shas[start : start + BATCH]))
+        elif known is not None:
             stored.update(known(shas[start : start + BATCH]))
+    stored.update(found)
     out: list[tuple[int, list[Prepared] | str]] = []
     for number, raw, reports in parsed:
         if isinstance(reports, tuple):
@@ -241,6 +247,7 @@ def prepare_values(
                     r.sha256,
                     keep or _v3_value(r),
                     None if r.sha256 in stored else _new(merge_report(None, r, source), now, terms),
+                    _replacement(found[r.sha256], r, source, now) if r.sha256 in found else None,
                 )
                 for r in reports
             ]
@@ -249,6 +256,12 @@ def prepare_values(
             continue
         out.append((number, prepared))
     return out
+
+
+def _replacement(existing: StoredReport, rec: ImportedReport, source: str, now: int) -> replacing.Replacement:
+    merged = merge_report(existing, rec, source)  # never mutates existing.report
+    values = file_values(merged, merged.attributes, now)
+    return replacing.replacement(values, merged.attributes, existing.report, existing.text)
 
 
 def _parse(value: Any) -> list[ImportedReport] | str:
@@ -290,7 +303,7 @@ def _prepare_chunk(args: tuple[list[tuple[int, Any]], str, str]) -> list[tuple[i
     store = _STORES.get(url)
     if store is None:
         store = _STORES[url] = Store(url)
-    return prepare_values(chunk, source, store.known, avterms.uses_terms(store.dialect))
+    return prepare_values(chunk, source, None, avterms.uses_terms(store.dialect), store.get_reports)
 
 
 def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, Any]]]:
@@ -336,7 +349,7 @@ class Importer:
         stream = itertools.chain(head, iterator)
         if document:
             parsed: Iterable[tuple[int, list[Prepared] | str]] = prepare_values(
-                list(iter_values(stream)), self.source, self.store.known, self.terms
+                list(iter_values(stream)), self.source, None, self.terms, self.store.get_reports
             )
         else:
             parsed = self._prepared(_chunks(stream, BATCH))
@@ -365,7 +378,7 @@ class Importer:
         second = next(chunks, None)
         if self.jobs <= 1 or second is None:  # small inputs are not worth starting processes
             for chunk in itertools.chain([first] if first else [], [second] if second else [], chunks):
-                yield from prepare_values(chunk, self.source, self.store.known, self.terms)
+                yield from prepare_values(chunk, self.source, None, self.terms, self.store.get_reports)
             return
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
@@ -380,6 +393,13 @@ class Importer:
     def _flush(self, batch: dict[str, Prepared], summary: ImportSummary) -> None:
         if not batch:
             return
+        total = len(batch)
+        # stored files whose replacement a worker computed: written while their base is current
+        ready = [p.replacement for p in batch.values() if p.replacement is not None]
+        stale = {r.sha256 for r in self.store.apply_replacements(ready)} if ready else set()
+        replaced = [r.sha256 for r in ready if r.sha256 not in stale]
+        for sha in replaced:
+            del batch[sha]
         existing = self.store.get_reports(list(batch))
         fresh = [p for sha, p in batch.items() if sha not in existing]
         now = int(time.time())
@@ -391,12 +411,13 @@ class Importer:
         items = [merge_report(existing[sha], batch[sha].report(), self.source) for sha in enriched]
         # one statement per table for the whole batch; no second merge while the stored reports
         # are still those merged onto
-        self.store.replace_reports(items, [existing[sha].report for sha in enriched])
+        self.store.replace_reports(items, [existing[sha] for sha in enriched])
         # all new: a bulk import, where larger transactions write faster; else back to BATCH
-        self.batch = min(self.batch * 2, BULK_BATCH) if len(inserted) == len(batch) else BATCH
-        summary.reports += len(batch)
+        bulk = len(inserted) == total
+        self.batch = min(self.batch * 2, BULK_BATCH) if bulk else BATCH
+        summary.reports += total
         summary.created += len(inserted)
-        summary.enriched += len(items)
+        summary.enriched += len(items) + len(replaced)
         batch.clear()
 
 

@@ -43,14 +43,14 @@ def test_av_words_equal_the_searchable_extractor() -> None:
     records = _records()
     assert len(records) > 500
     for rec in records:
-        assert bulk.av_words(rec.attributes) == searchable.extract_av_words(rec.attributes)
+        assert searchable.extract_av_words(rec.attributes) == searchable._av_words_walk(rec.attributes)
     # engine names with one key ("Foo Bar", "foobar") and a report that reaches the value cap
     clash = {"Foo Bar": {"result": "Trojan.Agent"}, "foobar": {"result": "Agent.X"}, "B": {"result": None}}
     many = {f"Engine{i}": {"result": f"Trojan.Family{i}.Variant{i}.Generic"} for i in range(300)}
     for results in (clash, many, {"x": "not a result"}):
         attrs = {"last_analysis_results": results}
-        assert bulk.av_words(attrs) == searchable.extract_av_words(attrs)
-    assert bulk.av_words({"last_analysis_results": clash})["agent"] == ",foobar,"
+        assert searchable.extract_av_words(attrs) == searchable._av_words_walk(attrs)
+    assert searchable.extract_av_words({"last_analysis_results": clash})["agent"] == ",foobar,"
 
 
 def test_av_document_has_the_terms_of_the_words() -> None:
@@ -66,7 +66,7 @@ def test_av_document_has_the_terms_of_the_words() -> None:
     reports = [rec.attributes for rec in _records()] + [{"last_analysis_results": r} for r in odd]
     reports.append({"last_analysis_results": "not a dict"})
     for attrs in reports:
-        expected = avterms.document(searchable.extract_av_words(attrs))
+        expected = avterms.document(searchable._av_words_walk(attrs))
         assert sorted(bulk.av_document(attrs).split(" ")) == sorted(expected.split(" "))
 
 
@@ -212,7 +212,12 @@ def test_rows_of_a_file_gone_since_parsing_are_made_by_the_writer(
     news = [p.new for _n, found in prepared if not isinstance(found, str) for p in found]
     assert news.count(None) == 20 and len(news) == 40
     services = Services(settings)
-    monkeypatch.setattr(Store, "known", lambda self, shas: {s: 1 for s in shas})  # "all stored"
+    from kinfile import importer
+
+    def all_stored(values: Any, source: str, _known: Any, terms: bool, _reports: Any) -> Any:
+        return prepare_values(values, source, lambda shas: set(shas), terms)  # "all stored"
+
+    monkeypatch.setattr(importer, "prepare_values", all_stored)
     summary = Importer(services.store, "test").import_lines(lines, "in")
     assert (summary.created, summary.enriched, summary.failed) == (40, 0, 0)
     monkeypatch.undo()

@@ -55,7 +55,7 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
             rows[name] = [{"value": v, "sha256": rec.sha256} for v in sorted(values)]
     if terms:
         return NewFile(rec.sha256, row, side, rows, av_document(rec.attributes))
-    words = av_words(rec.attributes)
+    words = searchable.extract_av_words(rec.attributes)
     if words:
         side[AV_WORDS] = json.dumps(words, separators=(",", ":"))
     return NewFile(rec.sha256, row, side, rows)
@@ -82,16 +82,10 @@ def _side_values(attrs: dict[str, Any]) -> dict[str, Any]:
 
 # -- detection words ----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=200_000)
-def _engine_label(engine: str, label: str) -> tuple[str, tuple[str, ...]]:
-    """An engine's modifier key and a label's searchable parts (both repeat across reports)."""
-    return searchable.engine_key(engine), searchable._label_parts(label)
-
-
-@functools.lru_cache(maxsize=200_000)
 def _label_terms(engine: str, label: str) -> tuple[str, str, tuple[str, ...]]:
     """An engine's label as avterms terms: its engine key, its pair terms joined by spaces and its
     value terms (all repeat across reports)."""
-    key, parts = _engine_label(engine, label)
+    key, parts = searchable.engine_label(engine, label)
     values = tuple(avterms.value_term(part) for part in parts)
     prefix = avterms.engine_prefix(key)
     return key, " ".join(prefix + value[1:] for value in values), values
@@ -101,7 +95,7 @@ LabelTerms = tuple[str, str, tuple[str, ...]]  # one label's _label_terms
 
 
 def av_document(attrs: dict[str, Any]) -> str:
-    """``avterms.document(av_words(attrs))`` without building the words: the same terms (in
+    """``avterms.document(searchable.extract_av_words(attrs))`` without building the words: the same terms (in
     another order), from a memo per (engine, label) (:func:`document_of`)."""
     results = attrs.get("last_analysis_results")
     if not isinstance(results, dict):
@@ -112,7 +106,7 @@ def av_document(attrs: dict[str, Any]) -> str:
         if isinstance(label, str) and isinstance(engine, str):
             labels.append(_label_terms(engine, label))
     found = document_of(labels)
-    return avterms.document(av_words(attrs)) if found is None else found
+    return avterms.document(searchable.extract_av_words(attrs)) if found is None else found
 
 
 def document_of(labels: Iterable[LabelTerms]) -> str | None:
@@ -134,37 +128,6 @@ def document_of(labels: Iterable[LabelTerms]) -> str | None:
     if 2 * total >= searchable.MAX_SIDE_VALUES:  # pairs + values could reach the cap
         return None
     return " ".join((*values, *pairs))
-
-
-def av_words(attrs: dict[str, Any]) -> dict[str, str]:
-    """:func:`searchable.extract_av_words`, faster: engines walked in key order, so each value's
-    engine list comes out sorted and de-duplicated without a set and a sort per value. A report
-    with enough labels to reach the cap (where the walk order matters) takes the exact path."""
-    results = attrs.get("last_analysis_results")
-    if not isinstance(results, dict):
-        return {}
-    entries: list[tuple[str, tuple[str, ...]]] = []
-    total = 0
-    for engine, result in results.items():
-        label = result.get("result") if isinstance(result, dict) else None
-        if not isinstance(label, str) or not isinstance(engine, str):
-            continue
-        entry = _engine_label(engine, label)
-        if entry[1]:
-            entries.append(entry)
-            total += len(entry[1])
-    if 2 * total >= searchable.MAX_SIDE_VALUES:  # pairs + values could reach the cap
-        return searchable.extract_av_words(attrs)
-    entries.sort()
-    by_part: dict[str, list[str]] = {}
-    for key, parts in entries:
-        for part in parts:
-            keys = by_part.get(part)
-            if keys is None:
-                by_part[part] = [key]
-            elif keys[-1] != key:
-                keys.append(key)
-    return {part: f",{','.join(keys)}," for part, keys in by_part.items()}
 
 
 # -- writing -------------------------------------------------------------------------------------

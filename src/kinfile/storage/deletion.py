@@ -9,12 +9,12 @@ The blobs and the content index are the caller's (services) business, after the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
 
+from kinfile import jsontext
 from kinfile.storage import avterms, schema, searchable
 from kinfile.storage.store import Store, delete_side_rows
 
@@ -39,7 +39,7 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
                 schema.file_names.c.sha256.in_(found)
             )
         ).all()
-        reports = {r.sha256: json.loads(r.report) if r.report else {} for r in rows}
+        reports = {r.sha256: jsontext.loads(r.report) if r.report else {} for r in rows}
         avterms.delete_rows(
             conn, [w for sha, report in reports.items() for w in searchable.av_word_rows(report, sha)]
         )

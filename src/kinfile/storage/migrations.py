@@ -6,7 +6,6 @@ A migration is a function of a SQLAlchemy connection. Add new ones at the end of
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
+from kinfile import jsontext
 from kinfile.storage import avterms, schema, searchable
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _stored_reports(conn: Connection, *where: Any, batch: int = 500) -> Iterator
         ).all()
         if not rows:
             return
-        yield [(sha256, json.loads(report)) for sha256, report in rows]
+        yield [(sha256, jsontext.loads(report)) for sha256, report in rows]
         last = rows[-1][0]
 
 

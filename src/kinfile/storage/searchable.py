@@ -248,7 +248,47 @@ def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
     One row per distinct value per file (``file_av_words``) instead of one per engine and value:
     ``engines:<x>`` is ``value = x`` and ``<engine>:<x>`` also requires ``,<engine>,`` in the
     engines list. The cap counts what 0002's ``<engine>:<part>`` plus ``*:<part>`` rows counted.
+
+    The engines are walked in key order, so each value's engine list comes out sorted and
+    de-duplicated without a set and a sort per value; a report with enough labels to reach the
+    cap (where the walk order decides what is kept) takes :func:`_av_words_walk`, the same
+    result (tests/engines/test_import_bulk.py).
     """
+    results = attrs.get("last_analysis_results")
+    if not isinstance(results, dict):
+        return {}
+    entries: list[tuple[str, tuple[str, ...]]] = []
+    total = 0
+    for engine, result in results.items():
+        label = result.get("result") if isinstance(result, dict) else None
+        if not isinstance(label, str) or not isinstance(engine, str):
+            continue
+        entry = engine_label(engine, label)
+        if entry[1]:
+            entries.append(entry)
+            total += len(entry[1])
+    if 2 * total >= MAX_SIDE_VALUES:  # pairs + values could reach the cap
+        return _av_words_walk(attrs)
+    entries.sort()
+    by_part: dict[str, list[str]] = {}
+    for key, parts in entries:
+        for part in parts:
+            keys = by_part.get(part)
+            if keys is None:
+                by_part[part] = [key]
+            elif keys[-1] != key:
+                keys.append(key)
+    return {part: f",{','.join(keys)}," for part, keys in by_part.items()}
+
+
+@functools.lru_cache(maxsize=200_000)
+def engine_label(engine: str, label: str) -> tuple[str, tuple[str, ...]]:
+    """An engine's modifier key and a label's searchable parts (both repeat across reports)."""
+    return _engine_key(engine), _label_parts(label)
+
+
+def _av_words_walk(attrs: dict[str, Any]) -> dict[str, str]:
+    """:func:`extract_av_words` in results order, stopping at the cap."""
     results = attrs.get("last_analysis_results")
     by_part: dict[str, set[str]] = {}
     pairs = 0
@@ -396,13 +436,15 @@ def side_values(attrs: dict[str, Any]) -> dict[str, set[str]]:
     return {name: extract(attrs) for name, extract in SIDE_VALUES.items()}
 
 
-def side_rows(attrs: dict[str, Any], sha256: str) -> dict[str, list[dict[str, Any]]]:
-    """Every side-table row a report makes (``schema.SIDE_TABLES`` name -> rows)."""
+def side_rows(attrs: dict[str, Any], sha256: str, words: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every side-table row a report makes (``schema.SIDE_TABLES`` name -> rows); the detection
+    words (``av_words``) only with ``words``."""
     rows: dict[str, list[dict[str, Any]]] = {
         name: [{"value": v, "sha256": sha256} for v in sorted(found)]
         for name, found in side_values(attrs).items()
     }
-    rows["av_words"] = av_word_rows(attrs, sha256)
+    if words:
+        rows["av_words"] = av_word_rows(attrs, sha256)
     return rows
 
 

@@ -1,0 +1,110 @@
+"""Replacing stored reports (imports enriching stored files), in two steps.
+
+:func:`replacement` computes everything a new report changes: the ``files`` row and, per side
+table whose values differ, the previous values and the new rows. It needs only the stored report
+it was merged onto and that report's stored text, so an import computes it in its worker
+processes. :func:`apply` then writes a batch of them in the writer's transaction, and only those
+whose ``base`` text is still the stored one: a report changed meanwhile (by another writer, or
+by an earlier batch of the same import) is left to the caller, which merges it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from kinfile.jsontext import loads
+from kinfile.models import FileRecord
+from kinfile.storage import avterms, schema, searchable
+
+RESULTS = "last_analysis_results"
+
+
+@dataclass
+class Replacement:
+    """A stored file's new report, and what it changes, computed from the stored text ``base``."""
+
+    sha256: str
+    base: str
+    values: dict[str, Any]  # the new ``files`` row (sha256 included)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # changed tables' new rows
+    previous: dict[str, Any] = field(default_factory=dict)  # changed tables' previous values
+    old_words: list[dict[str, str]] = field(default_factory=list)  # detection words, if changed
+    words: list[dict[str, str]] = field(default_factory=list)
+
+    def record(self) -> FileRecord:
+        """The new report as a record (to merge it again onto a newer stored report)."""
+        v = self.values
+        return FileRecord(
+            sha256=self.sha256,
+            md5=v["md5"],
+            sha1=v["sha1"],
+            size=v["size"],
+            attributes=loads(v["report"]),
+            schema_version=v["schema_version"],
+            downloadable=bool(v["downloadable"]),
+        )
+
+
+def replacement(
+    values: dict[str, Any], attrs: dict[str, Any], before: dict[str, Any], base: str
+) -> Replacement:
+    """What writing ``attrs`` (``files`` row ``values``) over the stored report ``before`` (stored
+    text ``base``) changes; side tables whose values are the same are not rewritten."""
+    sha256 = values["sha256"]
+    out = Replacement(sha256, base, values)
+    # same results, same detection words: nothing to rewrite (nor to compute)
+    words = before.get(RESULTS) != attrs.get(RESULTS)
+    rows = searchable.side_rows(attrs, sha256, words)
+    if words:
+        out.old_words = searchable.av_word_rows(before, sha256)
+        out.words = rows.pop("av_words")
+    old = searchable.side_values(before)
+    for name, found in rows.items():
+        if {r["value"] for r in found} != old.get(name):
+            out.previous[name] = old.get(name) or ()
+            out.rows[name] = found
+    return out
+
+
+def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Replacement]:
+    """Write the replacements whose base is still stored (inside the caller's write transaction);
+    returns the others (the file changed or is gone), not written. ``store`` is the
+    :class:`kinfile.storage.store.Store`."""
+    from kinfile.storage.store import delete_side_rows, insert_many
+
+    if not items:
+        return []
+    f = schema.files
+    current = conn.execute(
+        select(f.c.sha256, f.c.report, f.c.type_tag).where(f.c.sha256.in_([r.sha256 for r in items]))
+    ).all()
+    stored: Mapping[str, str] = {r.sha256: r.report for r in current}
+    types = {r.sha256: r.type_tag for r in current}
+    fresh = [r for r in items if stored.get(r.sha256) == r.base]
+    if not fresh:
+        return list(items)
+    updates: list[dict[str, Any]] = []
+    old_words: list[dict[str, str]] = []
+    words: list[dict[str, str]] = []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    previous: dict[str, dict[str, Any]] = {}  # side table -> {sha256: previous values}
+    for r in fresh:
+        values = dict(r.values)
+        store._type_changed(conn, types.get(r.sha256), values.get("type_tag"), values["size"])
+        updates.append({"b_sha256": values.pop("sha256"), **values})
+        old_words.extend(r.old_words)
+        words.extend(r.words)
+        for name, found in r.rows.items():
+            rows.setdefault(name, []).extend(found)
+            previous.setdefault(name, {})[r.sha256] = r.previous[name]
+    conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
+    avterms.replace_rows(conn, old_words, words)
+    for name, old in previous.items():
+        delete_side_rows(conn, name, old)
+        insert_many(conn, schema.SIDE_TABLES[name], rows[name])
+    written = {r.sha256 for r in fresh}
+    return [r for r in items if r.sha256 not in written]

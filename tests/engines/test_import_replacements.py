@@ -1,0 +1,114 @@
+"""Enriching stored files: replacements computed where the report is parsed (workers), written
+by the writer only while the stored report they were computed from is still the stored one."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from kinfile.engines.vtreports import parse_record
+from kinfile.importer import Importer, ImportSummary, merge_report, prepare_values
+from kinfile.storage import avterms
+from kinfile.storage.store import Store, StoredReport
+from tests.engines.helpers import VT_DIR
+
+AV_LINES = VT_DIR / "av_labels_500.jsonl"
+
+
+def _lines(count: int, salt: str) -> list[str]:
+    out = []
+    for i, line in enumerate(AV_LINES.read_text().splitlines()[:count]):
+        seed = f"rep:{i}".encode()
+        rec = {
+            **json.loads(line),
+            "md5": hashlib.md5(seed).hexdigest(),
+            "sha1": hashlib.sha1(seed).hexdigest(),
+            "sha256": hashlib.sha256(seed).hexdigest(),
+        }
+        if salt:  # a newer scan: other labels, one engine fewer, a scan date
+            rec["av_labels"] = [[e, f"{salt}.{label}"] for e, label in rec["av_labels"][1:]]
+            rec["scan_date"] = "2024-05-01 10:00:00"
+        out.append(json.dumps(rec))
+    return out
+
+
+def _state(store: Store, shas: list[str]) -> tuple[dict[str, Any], Any]:
+    reports = {sha: r.report for sha, r in store.get_reports(shas).items()}
+    for report in reports.values():
+        report.pop("last_modification_date", None)
+    with store.engine.connect() as conn:
+        if avterms.uses_terms(store.dialect):
+            words: Any = avterms.vocabulary(conn)
+        else:
+            words = sorted(
+                tuple(r) for r in conn.exec_driver_sql("SELECT value, sha256, engines FROM file_av_words")
+            )
+        have = sorted(tuple(r) for r in conn.exec_driver_sql("SELECT value, sha256 FROM file_have"))
+    return reports, (words, have)
+
+
+def test_merging_never_mutates_the_stored_report() -> None:
+    lines = _lines(30, "")
+    newer = _lines(30, "New")
+    for old_line, new_line in zip(lines, newer, strict=True):
+        created = merge_report(None, parse_record(json.loads(old_line))[0], "a")
+        stored = copy.deepcopy(created.attributes)
+        existing = StoredReport(created.attributes, False, 1, created.md5, created.sha1, 0)
+        merge_report(existing, parse_record(json.loads(new_line))[0], "b")
+        assert existing.report == stored
+
+
+def test_replacements_write_what_the_writer_path_writes(db_url: str, tmp_path: Any) -> None:
+    """Enriching through replacements computed at parse time leaves the reports, ``have:`` rows
+    and detection words that merging in the writer leaves (the latter on SQLite, compared with
+    the replacements on both backends)."""
+    lines, newer = _lines(60, ""), _lines(60, "Newer")
+    shas = [json.loads(line)["sha256"] for line in lines]
+    states: list[tuple[dict[str, Any], Any]] = []
+    for url in (db_url, f"sqlite:///{tmp_path / 'writer.db'}"):
+        store = Store(url)
+        store.migrate()
+        Importer(store, "a").import_lines(lines)
+        if not states:  # replacements computed at parse time
+            summary = Importer(store, "b").import_lines(newer)
+        else:  # the writer path: nothing prepared, every report merged at the write
+            summary = ImportSummary()
+            importer = Importer(store, "b")
+            prepared = prepare_values(list(enumerate(newer, 1)), "b", store.known, importer.terms)
+            batch = {p.sha256: p for _n, found in prepared if not isinstance(found, str) for p in found}
+            assert all(p.replacement is None for p in batch.values())
+            importer._flush(batch, summary)
+        assert (summary.enriched, summary.created, summary.failed) == (60, 0, 0)
+        states.append(_state(store, shas))
+        assert all(r["last_analysis_date"] == 1714557600 for r in states[-1][0].values())
+        store.close()
+    (reports, (words, have)), (writer_reports, (writer_words, writer_have)) = states
+    assert reports == writer_reports and have == writer_have
+    if db_url.startswith("sqlite"):
+        assert words == writer_words
+
+
+def test_a_report_changed_since_parsing_is_merged_again(tmp_path: Any) -> None:
+    """A replacement whose base is no longer stored is not written: the writer merges the report
+    onto the newer stored one (nothing the other writer added is lost)."""
+    store = Store(f"sqlite:///{tmp_path / 'k.db'}")
+    store.migrate()
+    lines, newer = _lines(20, ""), _lines(20, "Later")
+    Importer(store, "a").import_lines(lines)
+    importer = Importer(store, "b")
+    prepared = prepare_values(list(enumerate(newer, 1)), "b", None, importer.terms, store.get_reports)
+    batch = {p.sha256: p for _n, found in prepared if not isinstance(found, str) for p in found}
+    assert all(p.replacement is not None for p in batch.values())
+    # meanwhile another writer adds a v3 report with tags to the first file
+    first = json.loads(lines[0])["sha256"]
+    v3 = {"type": "file", "id": first, "attributes": {"tags": ["meanwhile"], "size": 7}}
+    assert Importer(store, "c").import_lines([json.dumps(v3)]).enriched == 1
+    summary = ImportSummary()
+    importer._flush(batch, summary)
+    assert (summary.enriched, summary.failed) == (20, 0)
+    report = store.get_reports([first])[first].report
+    assert report["tags"] == ["meanwhile"] and report["size"] == 7
+    assert all(r["result"].startswith("Later.") for r in report["last_analysis_results"].values())
+    store.close()
