@@ -242,6 +242,13 @@ def _have_by_key(conn: Connection) -> None:
             conn.execute(table.insert(), values)
 
 
+def _drop_redundant_indexes(conn: Connection) -> None:
+    """0011: drop the single-column ``files`` indexes that a composite index leads with
+    (``schema.REDUNDANT_INDEXES``)."""
+    for name in schema.REDUNDANT_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -252,6 +259,7 @@ MIGRATIONS: list[Migration] = [
     ("0008_content_pending", _content_pending),
     ("0009_detection_terms", _detection_terms),
     ("0010_have_by_key", _have_by_key),
+    ("0011_drop_redundant_indexes", _drop_redundant_indexes),
 ]
 
 
