@@ -4,9 +4,11 @@
 
 The real reports of ../shared/vt are replicated with fresh hashes (so every record is a new
 file): the 500 AVClass label lines ×copies and the v3 RTF report ×(copies×25). Each set goes into a
-fresh SQLite store (or a fresh PostgreSQL schema). Prints reports/s for creation and for a
-second pass that enriches the same files, and the CPU time per report of this process (parsing
-with one process; merging and writing) and of the worker processes (``--jobs``). ``--grow``
+fresh SQLite store (or a fresh PostgreSQL schema). Prints reports/s for creation, for a
+second pass that enriches the same files with the same reports, for a third (AVClass) that
+enriches them with a newer scan (other labels: the detection words change), and the CPU time
+per report of this process (parsing with one process; merging and writing) and of the worker
+processes (``--jobs``). ``--grow``
 imports only the AVClass lines, 10,000 at a time into the same store, and prints each step's
 rate: how the import holds up as the store fills (a store of real use holds millions of files,
 not the few thousand of one run).
@@ -36,13 +38,19 @@ def rehash(seed: str) -> tuple[str, str, str]:
     )
 
 
-def avclass_lines(copies: int) -> list[str]:
+def avclass_lines(copies: int, newer: bool = False) -> list[str]:
+    """The 500 label lines ×copies with fresh hashes; ``newer``: the same files scanned again
+    (one engine fewer, every label changed, a scan date), as a label feed's update brings."""
     base = [json.loads(line) for line in (VT / "av_labels_500.jsonl").read_text().splitlines()]
     out = []
     for copy in range(copies):
         for i, rec in enumerate(base):
             md5, sha1, sha256 = rehash(f"av{copy}:{i}")
-            out.append(json.dumps({**rec, "md5": md5, "sha1": sha1, "sha256": sha256}))
+            line = {**rec, "md5": md5, "sha1": sha1, "sha256": sha256}
+            if newer:
+                line["av_labels"] = [[engine, f"{label}.B"] for engine, label in rec["av_labels"][1:]]
+                line["scan_date"] = "2024-05-01 10:00:00"
+            out.append(json.dumps(line))
     return out
 
 
@@ -56,10 +64,14 @@ def v3_lines(count: int) -> list[str]:
     return out
 
 
-def run(name: str, lines: list[str], db: str, jobs: int = 1) -> None:
+def run(name: str, lines: list[str], db: str, jobs: int = 1, newer: list[str] | None = None) -> None:
     store = Store(db)
     store.migrate()
-    for label in ("create", "enrich"):
+    for label in ("create", "enrich", "update"):
+        if label == "update":
+            if newer is None:
+                break
+            lines = newer
         cpu = _cpu()
         started = time.perf_counter()
         summary = Importer(store, "bench", jobs=jobs).import_lines(lines, name)
@@ -117,9 +129,13 @@ def main() -> None:
                 args.jobs,
             )
             return
-        for name, lines in (("avclass", avclass_lines(args.copies)), ("vt-v3", v3_lines(args.copies * 25))):
+        sets = (
+            ("avclass", avclass_lines(args.copies), avclass_lines(args.copies, newer=True)),
+            ("vt-v3", v3_lines(args.copies * 25), None),
+        )
+        for name, lines, newer in sets:
             db = f"sqlite:///{tmp}/{name}.db" if args.db == "sqlite" else args.db
-            run(name, lines, db, args.jobs)
+            run(name, lines, db, args.jobs, newer)
 
 
 if __name__ == "__main__":

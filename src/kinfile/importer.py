@@ -247,7 +247,7 @@ def prepare_values(
                     r.sha256,
                     keep or _v3_value(r),
                     None if r.sha256 in stored else _new(merge_report(None, r, source), now, terms),
-                    _replacement(found[r.sha256], r, source, now) if r.sha256 in found else None,
+                    _replacement(found[r.sha256], r, source, now, terms) if r.sha256 in found else None,
                 )
                 for r in reports
             ]
@@ -258,10 +258,12 @@ def prepare_values(
     return out
 
 
-def _replacement(existing: StoredReport, rec: ImportedReport, source: str, now: int) -> replacing.Replacement:
+def _replacement(
+    existing: StoredReport, rec: ImportedReport, source: str, now: int, terms: bool
+) -> replacing.Replacement:
     merged = merge_report(existing, rec, source)  # never mutates existing.report
     values = file_values(merged, merged.attributes, now)
-    return replacing.replacement(values, merged.attributes, existing.report, existing.text)
+    return replacing.replacement(values, merged.attributes, existing.report, existing.text, terms)
 
 
 def _parse(value: Any) -> list[ImportedReport] | str:

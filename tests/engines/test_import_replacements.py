@@ -10,7 +10,7 @@ from typing import Any
 
 from kinfile.engines.vtreports import parse_record
 from kinfile.importer import Importer, ImportSummary, merge_report, prepare_values
-from kinfile.storage import avterms
+from kinfile.storage import avterms, searchable
 from kinfile.storage.store import Store, StoredReport
 from tests.engines.helpers import VT_DIR
 
@@ -40,6 +40,7 @@ def _state(store: Store, shas: list[str]) -> tuple[dict[str, Any], Any]:
         report.pop("last_modification_date", None)
     with store.engine.connect() as conn:
         if avterms.uses_terms(store.dialect):
+            avterms.check(conn)  # FTS5's integrity check: every delete matched what was indexed
             words: Any = avterms.vocabulary(conn)
         else:
             words = sorted(
@@ -88,6 +89,9 @@ def test_replacements_write_what_the_writer_path_writes(db_url: str, tmp_path: A
     assert reports == writer_reports and have == writer_have
     if db_url.startswith("sqlite"):
         assert words == writer_words
+    # the index holds exactly the words of the stored reports (an oracle independent of both paths)
+    stored_words = [w for sha, report in writer_reports.items() for w in searchable.av_word_rows(report, sha)]
+    assert writer_words == avterms.vocabulary_of(stored_words)
 
 
 def test_a_report_changed_since_parsing_is_merged_again(tmp_path: Any) -> None:
@@ -112,3 +116,28 @@ def test_a_report_changed_since_parsing_is_merged_again(tmp_path: Any) -> None:
     assert report["tags"] == ["meanwhile"] and report["size"] == 7
     assert all(r["result"].startswith("Later.") for r in report["last_analysis_results"].values())
     store.close()
+
+
+def test_detection_words_are_rewritten_only_when_labels_change() -> None:
+    from kinfile.storage import replacing
+
+    results = {f"Engine{i}": {"result": f"Trojan.Fam{i}", "engine_update": "20240101"} for i in range(5)}
+    before = {"last_analysis_results": results}
+    reordered = dict(reversed(list(results.items())))
+    rescan = {e: {**r, "engine_update": "20240501"} for e, r in reordered.items()}
+    values = {"sha256": "a" * 64}
+    for terms in (True, False):
+        same = replacing.replacement(values, {"last_analysis_results": rescan}, before, "", terms)
+        assert same.documents is None and same.words == [] == same.old_words
+    relabelled = {**results, "Engine0": {"result": None}, "Engine9": {"result": "Worm.X"}}
+    changed = replacing.replacement(values, {"last_analysis_results": relabelled}, before, "", True)
+    assert changed.documents is not None
+    old, new = changed.documents
+    words = searchable.extract_av_words
+    assert sorted(old.split(" ")) == sorted(avterms.document(words(before)).split(" "))
+    assert sorted(new.split(" ")) == sorted(
+        avterms.document(words({"last_analysis_results": relabelled})).split(" ")
+    )
+    rows = replacing.replacement(values, {"last_analysis_results": relabelled}, before, "", False)
+    assert {r["value"] for r in rows.words} == set(words({"last_analysis_results": relabelled}))
+    assert {r["value"] for r in rows.old_words} == set(words(before))

@@ -157,6 +157,19 @@ def replace_rows(
     insert_documents(conn, {sha: document(after[sha]) for sha in changed if sha in after})
 
 
+def replace_documents(conn: Connection, documents: Mapping[str, tuple[str, str]]) -> None:
+    """SQLite: replace files' documents ``{sha256: (old document, new document)}`` (an empty
+    document: none); the old one is the document of the stored report, as it was indexed."""
+    if not documents:
+        return
+    shas = sorted(documents)
+    fids = _fids(conn, [sha for sha in shas if documents[sha][0]])
+    if fids:
+        _delete_documents(conn, {fids[sha]: documents[sha][0] for sha in fids})
+        conn.exec_driver_sql("DELETE FROM av_docs WHERE fid = ?", [(fid,) for fid in sorted(fids.values())])
+    insert_documents(conn, {sha: documents[sha][1] for sha in shas if documents[sha][1]})
+
+
 def delete_rows(conn: Connection, rows: Sequence[Mapping[str, str]]) -> None:
     """Remove deleted files' detection words (``rows`` from their stored reports)."""
     replace_rows(conn, rows, [])

@@ -16,9 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from kinfile.jsontext import loads
-from kinfile.models import FileRecord
-from kinfile.storage import avterms, schema, searchable
+from kinfile.storage import avterms, bulk, schema, searchable
 
 RESULTS = "last_analysis_results"
 
@@ -32,34 +30,29 @@ class Replacement:
     values: dict[str, Any]  # the new ``files`` row (sha256 included)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # changed tables' new rows
     previous: dict[str, Any] = field(default_factory=dict)  # changed tables' previous values
-    old_words: list[dict[str, str]] = field(default_factory=list)  # detection words, if changed
+    # detection words, if the engine results changed: rows (PostgreSQL) or, with ``terms``
+    # (SQLite), the old and new avterms documents
+    old_words: list[dict[str, str]] = field(default_factory=list)
     words: list[dict[str, str]] = field(default_factory=list)
-
-    def record(self) -> FileRecord:
-        """The new report as a record (to merge it again onto a newer stored report)."""
-        v = self.values
-        return FileRecord(
-            sha256=self.sha256,
-            md5=v["md5"],
-            sha1=v["sha1"],
-            size=v["size"],
-            attributes=loads(v["report"]),
-            schema_version=v["schema_version"],
-            downloadable=bool(v["downloadable"]),
-        )
+    documents: tuple[str, str] | None = None
 
 
 def replacement(
-    values: dict[str, Any], attrs: dict[str, Any], before: dict[str, Any], base: str
+    values: dict[str, Any], attrs: dict[str, Any], before: dict[str, Any], base: str, terms: bool
 ) -> Replacement:
     """What writing ``attrs`` (``files`` row ``values``) over the stored report ``before`` (stored
-    text ``base``) changes; side tables whose values are the same are not rewritten."""
+    text ``base``) changes; side tables whose values are the same are not rewritten. ``terms``:
+    the store keeps detection words as avterms documents (SQLite)."""
     sha256 = values["sha256"]
     out = Replacement(sha256, base, values)
-    # same results, same detection words: nothing to rewrite (nor to compute)
-    words = before.get(RESULTS) != attrs.get(RESULTS)
-    rows = searchable.side_rows(attrs, sha256, words)
-    if words:
+    # the same labels (engine and result) make the same detection words: nothing to rewrite,
+    # nor to compute (a rescan that changed only engine versions or dates). Compared sorted: a
+    # stored report's engines come back in key order, a merged one's in input order
+    words = _labels(before) != _labels(attrs)
+    rows = searchable.side_rows(attrs, sha256, words and not terms)
+    if words and terms:  # the documents' terms, from the memo per (engine, label)
+        out.documents = (bulk.av_document(before), bulk.av_document(attrs))
+    elif words:
         out.old_words = searchable.av_word_rows(before, sha256)
         out.words = rows.pop("av_words")
     old = searchable.side_values(before)
@@ -68,6 +61,18 @@ def replacement(
             out.previous[name] = old.get(name) or ()
             out.rows[name] = found
     return out
+
+
+def _labels(attrs: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """``(engine, has a label, label)`` of every result, sorted."""
+    results = attrs.get(RESULTS)
+    if not isinstance(results, dict):
+        return []
+    out = []
+    for engine, result in results.items():
+        label = result.get("result") if isinstance(result, dict) else None
+        out.append((str(engine), isinstance(label, str), label if isinstance(label, str) else ""))
+    return sorted(out)
 
 
 def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Replacement]:
@@ -90,6 +95,7 @@ def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Re
     updates: list[dict[str, Any]] = []
     old_words: list[dict[str, str]] = []
     words: list[dict[str, str]] = []
+    documents: dict[str, tuple[str, str]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
     previous: dict[str, dict[str, Any]] = {}  # side table -> {sha256: previous values}
     for r in fresh:
@@ -98,11 +104,14 @@ def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Re
         updates.append({"b_sha256": values.pop("sha256"), **values})
         old_words.extend(r.old_words)
         words.extend(r.words)
+        if r.documents is not None:
+            documents[r.sha256] = r.documents
         for name, found in r.rows.items():
             rows.setdefault(name, []).extend(found)
             previous.setdefault(name, {})[r.sha256] = r.previous[name]
     conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
     avterms.replace_rows(conn, old_words, words)
+    avterms.replace_documents(conn, documents)
     for name, old in previous.items():
         delete_side_rows(conn, name, old)
         insert_many(conn, schema.SIDE_TABLES[name], rows[name])

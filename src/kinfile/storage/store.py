@@ -529,6 +529,7 @@ class Store:
                 select(f.c.sha256, f.c.report).where(f.c.sha256.in_([rec.sha256 for rec in records]))
             ).all()
             stored = {r.sha256: r.report for r in current}
+            terms = avterms.uses_terms(self.dialect)
             items: list[replacing.Replacement] = []
             for i, rec in enumerate(records):
                 previous = stored.get(rec.sha256)
@@ -539,7 +540,9 @@ class Store:
                 merged = base is not None and base.text == previous
                 before = base.report if merged and base is not None else loads_report(previous)
                 attrs = rec.attributes if merged else carry_over(before, rec.attributes)
-                items.append(replacing.replacement(file_values(rec, attrs, now), attrs, before, previous))
+                items.append(
+                    replacing.replacement(file_values(rec, attrs, now), attrs, before, previous, terms)
+                )
             replacing.apply(self, conn, items)  # in this transaction: every base is current
         if missing:
             self.save([IngestItem(r.sha256, None, r, replace_report=True) for r in missing])
