@@ -141,3 +141,66 @@ def test_detection_words_are_rewritten_only_when_labels_change() -> None:
     rows = replacing.replacement(values, {"last_analysis_results": relabelled}, before, "", False)
     assert {r["value"] for r in rows.words} == set(words({"last_analysis_results": relabelled}))
     assert {r["value"] for r in rows.old_words} == set(words(before))
+
+
+def test_a_report_at_the_value_cap_is_indexed_as_it_is_stored(db_url: str) -> None:
+    """Labels enough to reach the side-value cap, engines not in key order: the words indexed
+    at creation are those recomputed from the stored report (engines in key order) when it is
+    replaced, so the index stays exact (FTS5 deletes exactly what it indexed)."""
+    store = Store(db_url)
+    store.migrate()
+    engines = [f"Engine{i:03d}" for i in range(300)][::-1]  # reverse key order
+    sha = hashlib.sha256(b"cap").hexdigest()
+    line = {
+        "sha256": sha,
+        "av_labels": [[e, f"Fam{i}.Variant.{i * 7} gen!{i}"] for i, e in enumerate(engines)],
+    }
+    assert Importer(store, "a").import_lines([json.dumps(line)]).created == 1
+    newer = {**line, "av_labels": [[e, f"{label}.B"] for e, label in line["av_labels"]]}
+    assert Importer(store, "b").import_lines([json.dumps(newer)]).enriched == 1
+    reports, (words, _have) = _state(store, [sha])
+    expected = searchable.av_word_rows(reports[sha], sha)
+    assert len(expected) > 100
+    if avterms.uses_terms(store.dialect):
+        assert words == avterms.vocabulary_of(expected)
+    else:
+        assert words == sorted((r["value"], r["sha256"], r["engines"]) for r in expected)
+    store.close()
+
+
+def test_0012_rebuilds_the_index_of_a_store_with_a_capped_report(db_url: str) -> None:
+    from kinfile.storage import migrations, schema
+
+    store = Store(db_url)
+    store.migrate()
+    lines = _lines(5, "")
+    Importer(store, "a").import_lines(lines)
+    engines = [f"Engine{i:03d}" for i in range(300)][::-1]
+    sha = hashlib.sha256(b"cap0012").hexdigest()
+    capped = {
+        "sha256": sha,
+        "av_labels": [[e, f"Fam{i}.Variant.{i * 7} gen!{i}"] for i, e in enumerate(engines)],
+    }
+    shas = [json.loads(line)["sha256"] for line in lines]
+    for extra, rebuilt in (([], False), ([json.dumps(capped)], True)):
+        Importer(store, "b").import_lines(extra)
+        with store.engine.begin() as conn:
+            conn.execute(
+                schema.schema_migrations.delete().where(
+                    schema.schema_migrations.c.name == "0012_words_in_key_order"
+                )
+            )
+            if avterms.uses_terms(store.dialect):  # a stale index: only a rebuild restores it
+                avterms.clear(conn)
+            else:
+                conn.execute(schema.file_av_words.delete())
+        assert migrations.migrate(store.engine) == ["0012_words_in_key_order"]
+        reports, (words, _have) = _state(store, shas + [sha])
+        expected = [w for s, report in reports.items() for w in searchable.av_word_rows(report, s)]
+        if not rebuilt:
+            assert not words  # no capped report: the migration left the index alone
+        elif avterms.uses_terms(store.dialect):
+            assert words == avterms.vocabulary_of(expected)
+        else:
+            assert words == sorted((r["value"], r["sha256"], r["engines"]) for r in expected)
+    store.close()

@@ -249,6 +249,25 @@ def _drop_redundant_indexes(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
+def _words_in_key_order(conn: Connection) -> None:
+    """0012: the detection words of a report reaching the side-value cap are now those of its
+    engines in key order (searchable._av_words_walk); before, the order the report was built in
+    decided, so what such a file indexed could differ from what its stored report gives. When
+    the store holds such a report, the detection index is rebuilt (both backends)."""
+    capped = False
+    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
+        if any(searchable.reaches_av_cap(attrs) for _sha, attrs in rows):
+            capped = True
+            break
+    if not capped:
+        return
+    if avterms.uses_terms(conn.dialect.name):
+        rebuild_detection_terms(conn)
+        return
+    conn.execute(schema.file_av_words.delete())
+    _backfill_av_words(conn)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -260,6 +279,7 @@ MIGRATIONS: list[Migration] = [
     ("0009_detection_terms", _detection_terms),
     ("0010_have_by_key", _have_by_key),
     ("0011_drop_redundant_indexes", _drop_redundant_indexes),
+    ("0012_words_in_key_order", _words_in_key_order),
 ]
 
 

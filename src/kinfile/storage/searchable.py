@@ -254,19 +254,7 @@ def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
     cap (where the walk order decides what is kept) takes :func:`_av_words_walk`, the same
     result (tests/engines/test_import_bulk.py).
     """
-    results = attrs.get("last_analysis_results")
-    if not isinstance(results, dict):
-        return {}
-    entries: list[tuple[str, tuple[str, ...]]] = []
-    total = 0
-    for engine, result in results.items():
-        label = result.get("result") if isinstance(result, dict) else None
-        if not isinstance(label, str) or not isinstance(engine, str):
-            continue
-        entry = engine_label(engine, label)
-        if entry[1]:
-            entries.append(entry)
-            total += len(entry[1])
+    entries, total = _av_entries(attrs)
     if 2 * total >= MAX_SIDE_VALUES:  # pairs + values could reach the cap
         return _av_words_walk(attrs)
     entries.sort()
@@ -281,6 +269,27 @@ def extract_av_words(attrs: dict[str, Any]) -> dict[str, str]:
     return {part: f",{','.join(keys)}," for part, keys in by_part.items()}
 
 
+def _av_entries(attrs: dict[str, Any]) -> tuple[list[tuple[str, tuple[str, ...]]], int]:
+    """``(engine key, label parts)`` of every labelled result, and the number of parts."""
+    results = attrs.get("last_analysis_results")
+    entries: list[tuple[str, tuple[str, ...]]] = []
+    total = 0
+    for engine, result in results.items() if isinstance(results, dict) else ():
+        label = result.get("result") if isinstance(result, dict) else None
+        if not isinstance(label, str) or not isinstance(engine, str):
+            continue
+        entry = engine_label(engine, label)
+        if entry[1]:
+            entries.append(entry)
+            total += len(entry[1])
+    return entries, total
+
+
+def reaches_av_cap(attrs: dict[str, Any]) -> bool:
+    """Whether a report has labels enough that its detection words could reach the cap."""
+    return 2 * _av_entries(attrs)[1] >= MAX_SIDE_VALUES
+
+
 @functools.lru_cache(maxsize=200_000)
 def engine_label(engine: str, label: str) -> tuple[str, tuple[str, ...]]:
     """An engine's modifier key and a label's searchable parts (both repeat across reports)."""
@@ -288,11 +297,17 @@ def engine_label(engine: str, label: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _av_words_walk(attrs: dict[str, Any]) -> dict[str, str]:
-    """:func:`extract_av_words` in results order, stopping at the cap."""
+    """:func:`extract_av_words` walking the engines in key order, stopping at the cap.
+
+    Key order, not the dict's: a report in memory holds its engines in input order, the same
+    report read back from the store in key order, and the words kept at the cap must be the
+    same for both (a replacement or deletion removes the words recomputed from the stored
+    report, so they must be exactly those indexed)."""
     results = attrs.get("last_analysis_results")
     by_part: dict[str, set[str]] = {}
     pairs = 0
-    for engine, result in (results if isinstance(results, dict) else {}).items():
+    items = sorted(results.items(), key=_engine_order) if isinstance(results, dict) else []
+    for engine, result in items:
         label = result.get("result") if isinstance(result, dict) else None
         if not isinstance(label, str) or not isinstance(engine, str):
             continue
@@ -311,6 +326,10 @@ def _av_words_walk(attrs: dict[str, Any]) -> dict[str, str]:
         if pairs + len(by_part) >= MAX_SIDE_VALUES:
             break
     return {part: f",{','.join(sorted(keys))}," for part, keys in by_part.items()}
+
+
+def _engine_order(item: tuple[Any, Any]) -> str:
+    return item[0] if isinstance(item[0], str) else ""
 
 
 @functools.lru_cache(maxsize=65536)
