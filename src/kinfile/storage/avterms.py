@@ -147,14 +147,10 @@ def replace_rows(
         _replace_word_rows(conn, old, new)
         return
     before, after = words_by_file(old), words_by_file(new)
-    changed = sorted(sha for sha in before.keys() | after.keys() if before.get(sha) != after.get(sha))
-    if not changed:
-        return
-    fids = _fids(conn, [sha for sha in changed if sha in before])
-    if fids:
-        _delete_documents(conn, {fids[sha]: document(before[sha]) for sha in fids})
-        conn.exec_driver_sql("DELETE FROM av_docs WHERE fid = ?", [(fid,) for fid in sorted(fids.values())])
-    insert_documents(conn, {sha: document(after[sha]) for sha in changed if sha in after})
+    changed = (sha for sha in before.keys() | after.keys() if before.get(sha) != after.get(sha))
+    replace_documents(
+        conn, {sha: (document(before.get(sha) or {}), document(after.get(sha) or {})) for sha in changed}
+    )
 
 
 def replace_documents(conn: Connection, documents: Mapping[str, tuple[str, str]]) -> None:

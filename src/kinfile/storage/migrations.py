@@ -254,12 +254,8 @@ def _words_in_key_order(conn: Connection) -> None:
     engines in key order (searchable._av_words_walk); before, the order the report was built in
     decided, so what such a file indexed could differ from what its stored report gives. When
     the store holds such a report, the detection index is rebuilt (both backends)."""
-    capped = False
-    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
-        if any(searchable.reaches_av_cap(attrs) for _sha, attrs in rows):
-            capped = True
-            break
-    if not capped:
+    batches = _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"'))
+    if not any(searchable.reaches_av_cap(attrs) for rows in batches for _sha, attrs in rows):
         return
     if avterms.uses_terms(conn.dialect.name):
         rebuild_detection_terms(conn)

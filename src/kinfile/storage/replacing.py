@@ -75,30 +75,42 @@ def _labels(attrs: dict[str, Any]) -> list[tuple[str, bool, str]]:
     return sorted(out)
 
 
+def current(conn: Connection, sha256s: Sequence[str]) -> Sequence[Any]:
+    """``(sha256, report, type_tag)`` of the stored files among ``sha256s``."""
+    f = schema.files
+    return conn.execute(select(f.c.sha256, f.c.report, f.c.type_tag).where(f.c.sha256.in_(sha256s))).all()
+
+
 def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Replacement]:
     """Write the replacements whose base is still stored (inside the caller's write transaction);
     returns the others (the file changed or is gone), not written. ``store`` is the
     :class:`kinfile.storage.store.Store`."""
+    if not items:
+        return []
+    rows = current(conn, [r.sha256 for r in items])
+    stored = {r.sha256: r.report for r in rows}
+    fresh = [r for r in items if stored.get(r.sha256) == r.base]
+    write(store, conn, fresh, {r.sha256: r.type_tag for r in rows})
+    written = {r.sha256 for r in fresh}
+    return [r for r in items if r.sha256 not in written]
+
+
+def write(
+    store: Any, conn: Connection, items: Sequence[Replacement], types: Mapping[str, str | None]
+) -> None:
+    """Write replacements whose base is the stored report (``types``: the stored type tags)."""
     from kinfile.storage.store import delete_side_rows, insert_many
 
     if not items:
-        return []
+        return
     f = schema.files
-    current = conn.execute(
-        select(f.c.sha256, f.c.report, f.c.type_tag).where(f.c.sha256.in_([r.sha256 for r in items]))
-    ).all()
-    stored: Mapping[str, str] = {r.sha256: r.report for r in current}
-    types = {r.sha256: r.type_tag for r in current}
-    fresh = [r for r in items if stored.get(r.sha256) == r.base]
-    if not fresh:
-        return list(items)
     updates: list[dict[str, Any]] = []
     old_words: list[dict[str, str]] = []
     words: list[dict[str, str]] = []
     documents: dict[str, tuple[str, str]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
     previous: dict[str, dict[str, Any]] = {}  # side table -> {sha256: previous values}
-    for r in fresh:
+    for r in items:
         values = dict(r.values)
         store._type_changed(conn, types.get(r.sha256), values.get("type_tag"), values["size"])
         updates.append({"b_sha256": values.pop("sha256"), **values})
@@ -115,5 +127,3 @@ def apply(store: Any, conn: Connection, items: Sequence[Replacement]) -> list[Re
     for name, old in previous.items():
         delete_side_rows(conn, name, old)
         insert_many(conn, schema.SIDE_TABLES[name], rows[name])
-    written = {r.sha256 for r in fresh}
-    return [r for r in items if r.sha256 not in written]

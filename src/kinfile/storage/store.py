@@ -521,13 +521,10 @@ class Store:
         """
         if not records:
             return
-        f = schema.files
         now = int(time.time())
         missing: list[FileRecord] = []
         with self.writing() as conn:
-            current = conn.execute(
-                select(f.c.sha256, f.c.report).where(f.c.sha256.in_([rec.sha256 for rec in records]))
-            ).all()
+            current = replacing.current(conn, [rec.sha256 for rec in records])
             stored = {r.sha256: r.report for r in current}
             terms = avterms.uses_terms(self.dialect)
             items: list[replacing.Replacement] = []
@@ -543,7 +540,8 @@ class Store:
                 items.append(
                     replacing.replacement(file_values(rec, attrs, now), attrs, before, previous, terms)
                 )
-            replacing.apply(self, conn, items)  # in this transaction: every base is current
+            # in this transaction: every base is the stored report
+            replacing.write(self, conn, items, {r.sha256: r.type_tag for r in current})
         if missing:
             self.save([IngestItem(r.sha256, None, r, replace_report=True) for r in missing])
 
