@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -357,18 +357,22 @@ class Importer:
             parsed = self._prepared(_chunks(stream, BATCH))
         batch: dict[str, Prepared] = {}
         last_line = 0
-        for number, outcome in parsed:
-            last_line = max(last_line, number)
-            if isinstance(outcome, str):
-                summary.error(where, number, outcome)
-                continue
-            for prepared in outcome:
-                if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
+        try:
+            for number, outcome in parsed:
+                last_line = max(last_line, number)
+                if isinstance(outcome, str):
+                    summary.error(where, number, outcome)
+                    continue
+                for prepared in outcome:
+                    if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
+                        self._flush(batch, summary)
+                    batch[prepared.sha256] = prepared
+                if len(batch) >= self.batch:
                     self._flush(batch, summary)
-                batch[prepared.sha256] = prepared
-            if len(batch) >= self.batch:
-                self._flush(batch, summary)
-        self._flush(batch, summary)
+            self._flush(batch, summary)
+        finally:  # a failed write: stop the workers here, not when (and where) the GC runs
+            if isinstance(parsed, Generator):
+                parsed.close()
         summary.lines += last_line
         summary.seconds += time.perf_counter() - started
         return summary
@@ -382,7 +386,8 @@ class Importer:
             for chunk in itertools.chain([first] if first else [], [second] if second else [], chunks):
                 yield from prepare_values(chunk, self.source, None, self.terms, self.store.get_reports)
             return
-        with ProcessPoolExecutor(max_workers=self.jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.jobs)
+        try:
             inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
             for chunk in itertools.chain([first or [], second], chunks):
                 inflight.append(pool.submit(_prepare_chunk, (chunk, self.source, self.store.url)))
@@ -391,6 +396,8 @@ class Importer:
                     yield from inflight.popleft().result()
             while inflight:
                 yield from inflight.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush(self, batch: dict[str, Prepared], summary: ImportSummary) -> None:
         if not batch:

@@ -4,6 +4,9 @@ orjson is ~5x faster than ``json`` both ways, but it refuses to write integers b
 lone surrogates and non-string keys, refuses to read NaN and Infinity, and reads an integer
 beyond 64 bits as a float, silently losing digits. The ``json`` module takes over in each case,
 so what is stored and read back is what ``json`` alone would give.
+
+:func:`storable` is the other side: a text taken from a report (which may hold anything JSON
+can escape) as a database column or index value can hold it.
 """
 
 from __future__ import annotations
@@ -40,3 +43,17 @@ def loads(text: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # not JSON (json gives the message), or NaN/Infinity (json reads them)
     return json.loads(text)
+
+
+def storable(text: str) -> str:
+    """``text`` as both databases store it: without NUL (PostgreSQL text cannot hold it) and
+    with lone surrogates (a JSON ``"\\ud800"`` escape) replaced (no UTF-8 encodes them). The
+    report JSON keeps the original; what is indexed is this."""
+    if text.isascii():
+        return text.replace("\x00", "") if "\x00" in text else text
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kinfile import __version__
+from kinfile.api.responses import JSONResponse
 from kinfile.errors import (
     BadRequestError,
     ForbiddenError,
@@ -89,7 +89,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from kinfile.api.vt import analyses, files, metadata, verdicts
     from kinfile.api.vt import search as vt_search
 
-    app = FastAPI(title="kinfile", version=__version__, docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="kinfile",
+        version=__version__,
+        docs_url="/docs",
+        redoc_url=None,
+        default_response_class=JSONResponse,
+    )
     app.state.settings = settings
     app.state.services = services or Services(settings)
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from kinfile.jsontext import storable
+
 logger = logging.getLogger(__name__)
 
 MAX_VALUE = 400
@@ -277,7 +279,7 @@ def extract(attrs: dict[str, Any]) -> list[Feature]:
 
 def encode(feature: Feature) -> str:
     """Storage text of a feature: ``"<TYPE>:<value>"``."""
-    return f"{feature[0]}:{feature[1]}"
+    return storable(f"{feature[0]}:{feature[1]}")  # a side value: as the databases hold it
 
 
 def decode(text: str) -> Feature:

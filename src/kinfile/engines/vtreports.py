@@ -147,6 +147,13 @@ def epoch(value: Any) -> int | None:
     return None
 
 
+def _size(value: Any) -> int | None:
+    """A report's file size: a non-negative integer that fits 63 bits, else unknown (``None``)."""
+    if value.__class__ is int and 0 <= value < 2**63:
+        return int(value)
+    return None
+
+
 def _hash(value: Any, length: int, what: str, required: bool = False) -> str:
     text = str(value or "").strip().lower()
     if not text and not required:
@@ -178,22 +185,32 @@ def parse_v3(obj: dict[str, Any]) -> ImportedReport:
     if not isinstance(results, dict):
         raise RecordError("last_analysis_results is not an object")
     verdict = {
-        "results": results,
-        "stats": attrs.get("last_analysis_stats"),
+        "results": {engine: r for engine, r in results.items() if isinstance(r, dict)},  # as v2's
+        "stats": _typed(attrs, "last_analysis_stats", dict),
         "date": epoch(attrs.get("last_analysis_date")),
-        "crowdsourced_yara_results": attrs.get("crowdsourced_yara_results"),
-        "popular_threat_classification": attrs.get("popular_threat_classification"),
+        "crowdsourced_yara_results": _typed(attrs, "crowdsourced_yara_results", list),
+        "popular_threat_classification": _typed(attrs, "popular_threat_classification", dict),
     }
+    if not all(isinstance(e, dict) for e in verdict["crowdsourced_yara_results"] or ()):
+        raise RecordError("crowdsourced_yara_results holds an entry that is not an object")
     kept = {k: v for k, v in attrs.items() if k not in VERDICT_KEYS and k not in RESERVED}
     return ImportedReport(
         sha256=sha256,
         md5=_hash(attrs.get("md5"), 32, "md5"),
         sha1=_hash(attrs.get("sha1"), 40, "sha1"),
-        size=attrs.get("size") if isinstance(attrs.get("size"), int) else None,
+        size=_size(attrs.get("size")),
         attributes=_dates(kept),
         verdict={k: v for k, v in verdict.items() if v not in (None, {}, [])},
         fmt=FORMAT_V3,
     )
+
+
+def _typed(attrs: dict[str, Any], key: str, kind: type) -> Any:
+    """A verdict attribute of the type VirusTotal gives it (absent or null: ``None``)."""
+    value = attrs.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise RecordError(f"{key} is not {'an object' if kind is dict else 'a list'}")
+    return value
 
 
 def _v2_result(engine: str, scan: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +300,7 @@ def parse_v2(obj: dict[str, Any]) -> ImportedReport:
         sha256=sha256,
         md5=_hash(obj.get("md5"), 32, "md5"),
         sha1=_hash(obj.get("sha1"), 40, "sha1"),
-        size=obj.get("size") if isinstance(obj.get("size"), int) else None,
+        size=_size(obj.get("size")),
         attributes=_dates(attrs),
         verdict={k: v for k, v in verdict.items() if v not in (None, {})},
         fmt=FORMAT_V2,

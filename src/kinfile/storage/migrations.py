@@ -233,13 +233,18 @@ def _have_by_key(conn: Connection) -> None:
             table.create(conn)
     conn.execute(table.delete())
     for rows in _stored_reports(conn):
-        values = [
-            {"value": value, "sha256": sha256}
-            for sha256, attrs in rows
-            for value in sorted(searchable.extract_have(attrs))
-        ]
-        if values:
-            conn.execute(table.insert(), values)
+        _insert_have(conn, rows)
+
+
+def _insert_have(conn: Connection, rows: Sequence[tuple[str, Any]]) -> None:
+    """The ``file_have`` rows of stored reports ``(sha256, attributes)``."""
+    values = [
+        {"value": value, "sha256": sha256}
+        for sha256, attrs in rows
+        for value in sorted(searchable.extract_have(attrs))
+    ]
+    if values:
+        conn.execute(schema.file_have.insert(), values)
 
 
 def _drop_redundant_indexes(conn: Connection) -> None:
@@ -264,6 +269,26 @@ def _words_in_key_order(conn: Connection) -> None:
     _backfill_av_words(conn)
 
 
+def _storable_values(conn: Connection) -> None:
+    """0013: index values are now NUL-free (jsontext.storable: PostgreSQL text cannot hold NUL,
+    so such a value failed its whole batch there). On SQLite a stored report may hold a label
+    or an attribute name with NUL, indexed as it was; the detection index (rebuilt) and the
+    ``have:`` rows of those files (removed by key, so they must be what the report gives now)
+    are made again. Nothing to do on a store without NUL (the JSON escape ``\\u0000``)."""
+    f = schema.files
+    batches = _stored_reports(conn, f.c.report.contains("\\u0000", autoescape=True))
+    affected = [(sha256, attrs) for rows in batches for sha256, attrs in rows]
+    if not affected:
+        return
+    if avterms.uses_terms(conn.dialect.name):
+        rebuild_detection_terms(conn)
+    have = schema.file_have
+    for start in range(0, len(affected), 500):
+        part = affected[start : start + 500]
+        conn.execute(have.delete().where(have.c.sha256.in_([sha256 for sha256, _attrs in part])))
+        _insert_have(conn, part)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -276,6 +301,7 @@ MIGRATIONS: list[Migration] = [
     ("0010_have_by_key", _have_by_key),
     ("0011_drop_redundant_indexes", _drop_redundant_indexes),
     ("0012_words_in_key_order", _words_in_key_order),
+    ("0013_storable_values", _storable_values),
 ]
 
 

@@ -8,10 +8,16 @@ search never has to scan report JSON. Adding a searchable attribute = a column o
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Column, Integer, String
+
+from kinfile.jsontext import storable
+from kinfile.storage import schema
 
 MAX_VALUE = 512
 
@@ -21,7 +27,10 @@ SideExtractor = Callable[[dict[str, Any]], set[str]]
 
 def _list(key: str) -> SideExtractor:
     def extract(attrs: dict[str, Any]) -> set[str]:
-        return {str(v)[:MAX_VALUE] for v in attrs.get(key) or [] if v not in (None, "")}
+        values = attrs.get(key)
+        if not isinstance(values, list):
+            return set()
+        return {storable(str(v))[:MAX_VALUE] for v in values if v not in (None, "")} - {""}
 
     return extract
 
@@ -34,7 +43,7 @@ COLUMNS: dict[str, ColumnExtractor] = {
     "magika": lambda a: a.get("magika"),
     "ssdeep": lambda a: a.get("ssdeep"),
     "tlsh": lambda a: a.get("tlsh"),
-    "positives": lambda a: int((a.get("last_analysis_stats") or {}).get("malicious") or 0),
+    "positives": lambda a: as_int(_dict(a.get("last_analysis_stats")).get("malicious")) or 0,
 }
 
 # side table name (schema.SIDE_TABLES) -> values taken from the report
@@ -68,22 +77,22 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str | int | float):
-        text = str(value).strip().lower()
+        text = storable(str(value)).strip().lower()
         return text[:MAX_VALUE] or None
     return None
 
 
 def _lower_str(value: Any) -> str | None:
-    return value.strip().lower()[:MAX_VALUE] or None if isinstance(value, str) else None
+    return storable(value).strip().lower()[:MAX_VALUE] or None if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        return int(value) if math.isfinite(value) else None
     return None
 
 
@@ -223,7 +232,11 @@ _EMPTY: tuple[Any, ...] = (None, "", [], {})
 def extract_have(attrs: dict[str, Any]) -> set[str]:
     """``have:`` values: every non-empty attribute (lower-case, cut), the non-empty pe_info parts
     of :data:`HAVE_PE`, ``ep`` (an entry point) and ``signature`` (signature_info)."""
-    present = {k.lower()[:MAX_VALUE] for k, v in attrs.items() if v not in _EMPTY and k != "analysis_seconds"}
+    keys = [k for k, v in attrs.items() if v not in _EMPTY and k != "analysis_seconds"]
+    joined = "".join(keys)
+    if not joined.isascii() or "\x00" in joined:  # rare: make each key storable
+        keys = [storable(k) for k in keys]
+    present = {k.lower()[:MAX_VALUE] for k in keys}
     pe = attrs.get("pe_info")
     if isinstance(pe, dict) and pe:
         present.update(name for name, key in HAVE_PE.items() if pe.get(key))
@@ -399,11 +412,11 @@ COLUMNS.update(
         "main_icon_dhash": lambda a: _lower_str(_dict(a.get("main_icon")).get("dhash")),
         "main_icon_md5": lambda a: _lower_str(_dict(a.get("main_icon")).get("raw_md5")),
         "telfhash": lambda a: _lower_str(a.get("telfhash")),
-        "creation_date": lambda a: _int(a.get("creation_date")),
+        "creation_date": lambda a: as_int(a.get("creation_date")),
         "suggested_threat_label": lambda a: _lower_str(
             _dict(a.get("popular_threat_classification")).get("suggested_threat_label")
         ),
-        "reputation": lambda a: _int(a.get("reputation")) or 0,
+        "reputation": lambda a: as_int(a.get("reputation")) or 0,
         "stored_at": lambda _a: int(time.time()),
     }
 )
@@ -429,7 +442,7 @@ SIDE_VALUES.update(
 def _top_value(entries: Any) -> str | None:
     """The ``value`` with the highest ``count`` of a ``[{count, value}]`` list (ties: smallest)."""
     ranked = [
-        (-(_int(_dict(e).get("count")) or 0), _lower_str(_dict(e).get("value"))) for e in _items(entries)
+        (-(as_int(_dict(e).get("count")) or 0), _lower_str(_dict(e).get("value"))) for e in _items(entries)
     ]
     ranked = [(c, v[:128]) for c, v in ranked if v]
     return min(ranked)[1] if ranked else None
@@ -448,7 +461,64 @@ COLUMNS.update(
 
 
 def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {column: extract(attrs) for column, extract in COLUMNS.items()}
+    """The ``files`` columns of a report, each fitted to its column type (:func:`fit`)."""
+    out: dict[str, Any] = {}
+    for column, extract in COLUMNS.items():
+        value = extract(attrs)
+        out[column] = value if value is None else _FITS[column](value)
+    return out
+
+
+# -- column types: what an imported report holds is not trusted to fit its column --------------
+def _fit_text(length: int | None) -> Callable[[Any], str | None]:
+    def fit(value: Any) -> str | None:
+        if value is None:
+            return None
+        if value.__class__ is not str:
+            return None  # a hostile report's list, number or object where a text belongs
+        value = storable(value)
+        return value[:length] if length is not None and len(value) > length else value
+
+    return fit
+
+
+def _fit_int(bits: int, default: int | None) -> Callable[[Any], int | None]:
+    low, high = -(2**bits), 2**bits - 1
+
+    def fit(value: Any) -> int | None:
+        if value is None:
+            return default
+        if value.__class__ is not int or not low <= value <= high:
+            return default  # a bool, a text or a number beyond the column's range
+        return int(value)
+
+    return fit
+
+
+def _fit_bool(value: Any) -> Any:
+    return bool(value)
+
+
+def column_fit(column: Column[Any]) -> Callable[[Any], Any]:
+    """What makes a value fit a ``files`` column: its type's range or length (PostgreSQL
+    enforces both, SQLite neither) and NUL-free text; ``None`` (or 0 for a NOT NULL number)
+    for a value of another type."""
+    kind = column.type
+    if isinstance(kind, Boolean):
+        return _fit_bool
+    if isinstance(kind, Integer):
+        return _fit_int(63 if isinstance(kind, BigInteger) else 31, None if column.nullable else 0)
+    if isinstance(kind, String):
+        return _fit_text(kind.length)
+    raise TypeError(f"no fit for column {column.name} of type {kind!r}")
+
+
+def fit(column: str, value: Any) -> Any:
+    """``value`` made to fit the ``files`` column ``column`` (:func:`column_fit`)."""
+    return _FITS[column](value)
+
+
+_FITS = {column.name: column_fit(column) for column in schema.files.columns}
 
 
 def side_values(attrs: dict[str, Any]) -> dict[str, set[str]]:

@@ -810,7 +810,9 @@ def file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, A
 
 
 def _int_or(value: Any, default: int) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    """A date column's value: the report's, when it fits the column, else ``default``."""
+    found = searchable.fit("last_analysis_date", searchable.as_int(value))
+    return default if found is None else int(found)
 
 
 def _flatten(item: IngestItem) -> Iterator[IngestItem]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from kinfile.api.auth import base_url, require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.api.vt.serialize import vt_object
 
 router = APIRouter(dependencies=[Depends(require_key)])

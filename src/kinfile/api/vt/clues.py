@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from kinfile.api.auth import base_url, require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.api.vt.files import _limit
 from kinfile.api.vt.serialize import collection, error_item, vt_object
 from kinfile.clues import service, sql

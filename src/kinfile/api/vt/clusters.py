@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from kinfile import clusters
 from kinfile.api.auth import require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.errors import InvalidArgumentError
 
 router = APIRouter(dependencies=[Depends(require_key)])

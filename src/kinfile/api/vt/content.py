@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from kinfile import content_search
 from kinfile.api.auth import require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.content import ContentIndexer
 
 

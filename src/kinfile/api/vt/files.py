@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from kinfile import relationships
 from kinfile.api.auth import base_url, require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.api.vt.serialize import collection, error_item, relationship_block, vt_object
 from kinfile.errors import BadRequestError, InvalidArgumentError, NotFoundError
 from kinfile.services import Services

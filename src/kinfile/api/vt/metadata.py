@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from kinfile import relationships
 from kinfile.api.auth import require_key, services_of
+from kinfile.api.responses import JSONResponse
 
 router = APIRouter(dependencies=[Depends(require_key)])
 

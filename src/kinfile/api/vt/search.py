@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from kinfile import search
 from kinfile.api.auth import base_url, require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.api.vt.files import requested_relationships
 from kinfile.api.vt.serialize import collection, error_item, vt_object
 

@@ -9,6 +9,7 @@ and ``links.next`` is absolute and keeps every query parameter.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +24,7 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         if key in RESERVED_ATTRIBUTES:
             continue
         if key == "date" or key.endswith("_date"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 continue
             value = int(value)
         out[key] = value

@@ -12,9 +12,9 @@ import secrets
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from kinfile.api.auth import require_key, services_of
+from kinfile.api.responses import JSONResponse
 from kinfile.errors import BadRequestError
 from kinfile.importer import Importer
 
