@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,15 @@ def test_frozen(tmp_path: Path) -> None:
         ({"port": "eighty"}, "invalid value"),
         ({"auth": "maybe"}, "invalid value"),
         ({"nonsense": 1}, "unknown setting"),
-        ({"max_upload_size": "0"}, "must be positive"),
+        ({"max_upload_size": "0"}, "'max_upload_size' from command line: '0' is out of range (1 to"),
+        ({"port": "99999"}, "'port' from command line: '99999' is out of range (0 to 65,535)"),
+        ({"analysis_timeout": "nan"}, "'analysis_timeout' from command line: 'nan' is out of range"),
+        ({"analysis_timeout": "-1"}, "out of range (0.001 to 86,400)"),
+        ({"workers": "0"}, "'workers' from command line: '0' is out of range (1 to 1,024)"),
     ],
 )
 def test_bad_values_are_configuration_errors(tmp_path: Path, overrides: dict, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         load_settings({"home": str(tmp_path), **overrides}, env={})
 
 

@@ -8,6 +8,7 @@ flags. Nothing in kinfile reads configuration at import time: the CLI (the edge)
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -119,6 +120,34 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+# The accepted range (inclusive) of each number setting; outside it is a ConfigurationError
+# (before: `serve --port 99999` died in uvicorn with a traceback, a negative timeout misbehaved).
+DAY = 86_400
+RANGES: dict[str, tuple[float, float]] = {
+    "port": (0, 65_535),
+    "workers": (1, 1024),
+    "max_upload_size": (1, 2**62),
+    "spool_threshold": (0, 2**62),
+    "jobs": (0, 1024),
+    "analysis_timeout": (0.001, DAY),
+    "max_child_depth": (0, 100),
+    "max_children": (0, 10**7),
+    "max_child_bytes": (0, 2**62),
+    "yara_timeout": (1, DAY),
+    "clamav_timeout": (0.001, DAY),
+    "download_url_ttl": (1, 3650 * DAY),
+    "search_timeout": (0.001, DAY),
+    "search_max_rows": (1, 10**9),
+    "fuzzy_search_rate": (0, 10**9),
+    "similarity_refresh": (0, DAY),
+    "content_partitions": (1, 4096),
+    "content_index_interval": (0, DAY),
+    "content_max_candidates": (1, 10**9),
+    "content_batch_bytes": (1, 2**40),
+    "clue_min_support": (1, 10**9),
+    "clue_mining_day": (0, 31),
+}
+
 _BY_NAME = {s.name: s for s in SETTINGS}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -187,10 +216,23 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
                 return False
             raise ValueError(value)
         if setting.kind is int:
-            return _parse_int(value)
-        return setting.kind(value)
-    except (TypeError, ValueError) as exc:
+            number: Any = _parse_int(value)
+        elif setting.kind is float:
+            number = float(value)
+        else:
+            return setting.kind(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigurationError(f"setting {setting.name!r} from {origin}: invalid value {value!r}") from exc
+    low, high = RANGES.get(setting.name, (-math.inf, math.inf))
+    if not low <= number <= high:  # also NaN
+        raise ConfigurationError(
+            f"setting {setting.name!r} from {origin}: {value!r} is out of range ({_num(low)} to {_num(high)})"
+        )
+    return number
+
+
+def _num(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
 
 
 def _parse_int(value: Any) -> int:
@@ -260,15 +302,14 @@ def load_settings(
         resolved["content_index"] = str(home / "content")
     if resolved["magika"] not in ("all", "auto", "off"):
         raise ConfigurationError(f"setting 'magika': {resolved['magika']!r} is not one of all, auto, off")
-    if resolved["max_upload_size"] <= 0:
-        raise ConfigurationError("max_upload_size must be positive")
     return Settings(**resolved)
 
 
 def setting_origins_doc() -> str:
     """Markdown table of every setting (used by docs/settings.md and checked by a test)."""
-    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    rows = ["| setting | environment | default | range | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = "" if s.default == "" else s.default
-        rows.append(f"| `{s.name}` | `KINFILE_{s.name.upper()}` | `{default}` | {s.help} |")
+        span = f"{_num(RANGES[s.name][0])} – {_num(RANGES[s.name][1])}" if s.name in RANGES else ""
+        rows.append(f"| `{s.name}` | `KINFILE_{s.name.upper()}` | `{default}` | {span} | {s.help} |")
     return "\n".join(rows)
