@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinfile.jsontext import storable
+
 SCHEMA_VERSION = 2
 """Version of the analysis report. Bump it when analysis output changes; ``kinfile reanalyse``
 re-runs analysis on stored bytes for files whose report is older.
@@ -28,6 +30,10 @@ class Submission:
     name: str | None
     source_key: str
     interface: str  # "cli", "api", "extracted", "import"
+
+    def __post_init__(self) -> None:
+        if self.name is not None:  # an uploaded name with NUL or a lone surrogate: as stored
+            object.__setattr__(self, "name", storable(self.name) or None)
 
 
 @dataclass

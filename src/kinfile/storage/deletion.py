@@ -33,7 +33,7 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
         ).all()
         if not rows:
             return []
-        found = [r.sha256 for r in rows]
+        found = sorted(r.sha256 for r in rows)
         names = conn.execute(
             select(schema.file_names.c.sha256, schema.file_names.c.value).where(
                 schema.file_names.c.sha256.in_(found)

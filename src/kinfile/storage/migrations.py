@@ -17,6 +17,8 @@ from sqlalchemy import (
     Engine,
     Index,
     Table,
+    bindparam,
+    exists,
     func,
     inspect,
     literal,
@@ -289,6 +291,24 @@ def _storable_values(conn: Connection) -> None:
         _insert_have(conn, part)
 
 
+def _imported_submissions(conn: Connection) -> None:
+    """0014: imported reports' submission data is searchable (``fs:``, ``ls:``, ``s:``,
+    ``sources:``, ``name:``): the submission columns of files kinfile has no submission of take
+    the report's (searchable.imported_submissions), and imported ``names`` join the names index
+    (searchable.imported_names). Backfilled from the stored reports with imported attributes."""
+    f, s = schema.files, schema.submissions
+    own = exists().where(s.c.sha256 == f.c.sha256)
+    statement = update(f).where(f.c.sha256 == bindparam("b_sha256"), ~own)
+    names, grams = _insert_ignore(conn, schema.file_names), _insert_ignore(conn, schema.file_name_trigrams)
+    for rows in _stored_reports(conn, f.c.report.contains('"imported"')):
+        conn.execute(statement, [{"b_sha256": sha, **searchable.imported_submissions(a)} for sha, a in rows])
+        for sha256, attrs in rows:
+            found, trigrams = searchable.imported_name_rows(searchable.imported_names(attrs), sha256)
+            if found:
+                conn.execute(names, found)
+                conn.execute(grams, trigrams)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -302,6 +322,7 @@ MIGRATIONS: list[Migration] = [
     ("0011_drop_redundant_indexes", _drop_redundant_indexes),
     ("0012_words_in_key_order", _words_in_key_order),
     ("0013_storable_values", _storable_values),
+    ("0014_imported_submissions", _imported_submissions),
 ]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 
 from kinfile.storage import avterms, bulk, schema, searchable
 
@@ -35,6 +35,9 @@ class Replacement:
     old_words: list[dict[str, str]] = field(default_factory=list)
     words: list[dict[str, str]] = field(default_factory=list)
     documents: tuple[str, str] | None = None
+    # the submission columns, written only while kinfile has no submission of the file
+    submissions: dict[str, Any] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)  # imported names the stored report lacked
 
 
 def replacement(
@@ -44,7 +47,8 @@ def replacement(
     text ``base``) changes; side tables whose values are the same are not rewritten. ``terms``:
     the store keeps detection words as avterms documents (SQLite)."""
     sha256 = values["sha256"]
-    out = Replacement(sha256, base, values)
+    out = Replacement(sha256, base, values, submissions=searchable.imported_submissions(attrs))
+    out.names = searchable.imported_names(attrs) - searchable.imported_names(before)
     # the same labels (engine and result) make the same detection words: nothing to rewrite,
     # nor to compute (a rescan that changed only engine versions or dates). Compared sorted: a
     # stored report's engines come back in key order, a merged one's in input order
@@ -122,6 +126,21 @@ def write(
             rows.setdefault(name, []).extend(found)
             previous.setdefault(name, {})[r.sha256] = r.previous[name]
     conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
+    # report-only files (no submission of kinfile's) take the imported submission counters
+    s = schema.submissions
+    own = exists().where(s.c.sha256 == f.c.sha256)
+    counters = [{"b_sha256": r.sha256, **r.submissions} for r in items if r.submissions]
+    if counters:
+        conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256"), ~own), counters)
+    names: list[dict[str, str]] = []
+    grams: list[dict[str, str]] = []
+    for r in items:
+        if r.names:
+            found, trigrams = searchable.imported_name_rows(r.names, r.sha256)
+            names.extend(found)
+            grams.extend(trigrams)
+    insert_many(conn, schema.file_names, names, ignore=True)  # also a name of a local submission
+    insert_many(conn, schema.file_name_trigrams, grams, ignore=True)
     avterms.replace_rows(conn, old_words, words)
     avterms.replace_documents(conn, documents)
     for name, old in previous.items():

@@ -11,7 +11,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String
@@ -21,6 +21,7 @@ from kinfile.storage import schema
 
 MAX_VALUE = 512
 
+ValueRows = list[dict[str, str]]  # side-table rows {value, sha256}
 ColumnExtractor = Callable[[dict[str, Any]], Any]
 SideExtractor = Callable[[dict[str, Any]], set[str]]
 
@@ -386,6 +387,25 @@ def name_trigrams(name: str) -> set[str]:
     return out
 
 
+def imported_names(attrs: dict[str, Any]) -> set[str]:
+    """The ``names`` of an imported report (VirusTotal's submission names) as the names index
+    holds a submitted name: storable, cut to 512. Added to ``file_names`` (and its trigrams) so
+    that ``name:`` finds imported files; never removed by a later report (names only grow)."""
+    names = _items(attrs.get("names"))[:MAX_SIDE_VALUES]
+    return {storable(n)[:MAX_VALUE] for n in names if isinstance(n, str)} - {""}
+
+
+def imported_name_rows(
+    names: Iterable[str], sha256: str
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The ``file_names`` and ``file_name_trigrams`` rows of names of one file (distinct)."""
+    grams = {gram for name in names for gram in name_trigrams(name)}
+    return (
+        [{"value": name, "sha256": sha256} for name in sorted(names)],
+        [{"value": gram, "sha256": sha256} for gram in sorted(grams)],
+    )
+
+
 def name_trigram_rows(name: str, sha256: str) -> list[dict[str, str]]:
     return [{"value": gram, "sha256": sha256} for gram in sorted(name_trigrams(name))]
 
@@ -466,6 +486,28 @@ def file_columns(attrs: dict[str, Any]) -> dict[str, Any]:
     for column, extract in COLUMNS.items():
         value = extract(attrs)
         out[column] = value if value is None else _FITS[column](value)
+    return out
+
+
+# -- submission columns of a file kinfile has no submission of -----------------------------------
+SUBMISSION_COLUMNS = (
+    "times_submitted",
+    "unique_sources",
+    "first_submission_date",
+    "last_submission_date",
+    "meaningful_name",
+)
+
+
+def imported_submissions(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The submission columns of a report-only file (no submission of kinfile's): VirusTotal's
+    counters, dates and name from its report, as the API serves them, so ``fs:``, ``ls:``,
+    ``submissions:`` and ``sources:`` find imported files. A local submission replaces them
+    (``Store._refresh_counters``); 0 and ``NULL`` for a report without them."""
+    out: dict[str, Any] = {}
+    for column in SUBMISSION_COLUMNS:
+        value = attrs.get(column)
+        out[column] = _FITS[column](value if column == "meaningful_name" else as_int(value))
     return out
 
 

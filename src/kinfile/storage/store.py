@@ -736,13 +736,6 @@ class Store:
 
 
 FileRow_ = tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
-NO_SUBMISSIONS = {
-    "times_submitted": 0,
-    "unique_sources": 0,
-    "first_submission_date": None,
-    "last_submission_date": None,
-    "meaningful_name": None,
-}
 
 
 def file_row(rec: FileRecord, now: int) -> FileRow_:
@@ -751,8 +744,9 @@ def file_row(rec: FileRecord, now: int) -> FileRow_:
 
 
 def file_columns(rec: FileRecord, now: int) -> dict[str, Any]:
-    """The ``files`` row of a new report-only file (no submissions)."""
-    return {**file_values(rec, rec.attributes, now), **NO_SUBMISSIONS}
+    """The ``files`` row of a new report-only file: no submissions of kinfile's, so its
+    submission columns are the imported report's (``searchable.imported_submissions``)."""
+    return {**file_values(rec, rec.attributes, now), **searchable.imported_submissions(rec.attributes)}
 
 
 def delete_side_rows(conn: Connection, name: str, previous: Mapping[str, Iterable[Any]]) -> None:
