@@ -98,7 +98,10 @@ def day_clusters(store: Store, date: str | None = None, days: int = 1) -> Cluste
     start_dt = parse_date(date)
     days = check_days(days)
     start = int(start_dt.timestamp())
-    end = int((start_dt + timedelta(days=days)).timestamp())
+    try:
+        end = int((start_dt + timedelta(days=days)).timestamp())
+    except OverflowError as exc:  # a window past year 9999
+        raise InvalidArgumentError(f"the window of {days} day(s) from {date} ends after 9999-12-31") from exc
     label = start_dt.strftime("%Y-%m-%d")
     state = sql.day_state(store, start, end)
     cached = sql.read_cache(store, start, days, state)

@@ -89,7 +89,7 @@ def iter_values(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any | Recor
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
+            yield number, jsontext.loads_line(text)
         except ValueError as exc:
             if first_number == 0 and text.lstrip()[:1] in ("{", "["):
                 first_number, buffered = number, [text]
@@ -103,13 +103,13 @@ def iter_values(lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any | Recor
     for raw in iterator:
         buffered.append(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
     try:
-        yield first_number, json.loads("".join(buffered))
+        yield first_number, jsontext.loads_line("".join(buffered))
     except ValueError as exc:
         yield first_number, RecordError(f"invalid JSON: {exc}")
         for offset, text in enumerate(buffered[1:], first_number + 1):
             if text.strip():
                 try:
-                    yield offset, json.loads(text)
+                    yield offset, jsontext.loads_line(text)
                 except ValueError as line_exc:
                     yield offset, RecordError(f"invalid JSON: {line_exc}")
 
@@ -179,7 +179,7 @@ class Prepared:
     replacement: replacing.Replacement | None = None
 
     def report(self) -> ImportedReport:
-        value = jsontext.loads(self.value) if isinstance(self.value, str | bytes) else self.value
+        value = jsontext.loads_line(self.value) if isinstance(self.value, str | bytes) else self.value
         return next(r for r in parse_record(value) if r.sha256 == self.sha256)
 
 
@@ -205,7 +205,7 @@ def prepare_values(
         value = raw
         if isinstance(raw, str | bytes):
             try:
-                value = jsontext.loads(raw)
+                value = jsontext.loads_line(raw)
             except ValueError as exc:
                 parsed.append((number, raw, f"invalid JSON: {exc}"))
                 continue

@@ -12,6 +12,7 @@ can escape) as a database column or index value can hold it.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -43,6 +44,24 @@ def loads(text: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # not JSON (json gives the message), or NaN/Infinity (json reads them)
     return json.loads(text)
+
+
+def _finite(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def loads_line(text: str | bytes) -> Any:
+    """An input line (``import-vt``): :func:`loads`, but a non-finite number (``NaN``,
+    ``Infinity``, ``1e999``) is read as ``null``, as a stored report would hold it (orjson writes
+    ``null`` for it), so that what is indexed from the parsed line is what the stored text gives."""
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _LONG_RUN not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(text)  # refuses NaN, Infinity and numbers that overflow a double
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text, parse_constant=lambda _name: None, parse_float=_finite)
 
 
 def storable(text: str) -> str:

@@ -216,9 +216,13 @@ class Services:
 
     def verify_download_token(self, token: str) -> str:
         payload = self.signer.verify(token, "download token")
-        if int(payload.get("e", 0)) < time.time():
+        sha256, expires = payload.get("s"), payload.get("e")
+        # the signer also signs cursors and upload URLs: only a download token names a file
+        if not isinstance(sha256, str) or is_hash(sha256) != "sha256" or not isinstance(expires, int):
+            raise InvalidArgumentError("not a download token")
+        if expires < time.time():
             raise InvalidArgumentError("download URL expired")
-        return str(payload["s"])
+        return sha256
 
     # -- cursors -------------------------------------------------------------------------
     def encode_cursor(self, payload: dict[str, Any]) -> str:

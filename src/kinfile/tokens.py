@@ -38,7 +38,7 @@ def parse_analysis_id(ident: str) -> str | None:
         sha256, _date, _nonce = _unb64(ident).decode("ascii").split(":")
     except (ValueError, UnicodeDecodeError, binascii.Error):
         return None
-    if len(sha256) != 64:
+    if len(sha256) != 64 or sha256.strip("0123456789abcdef"):
         return None
     return sha256
 

@@ -99,7 +99,9 @@ def test_every_listed_modifier_resolves() -> None:
 
 
 # -- property tests ---------------------------------------------------------------------------
-WORDS = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
+# no NUL and no surrogate: a query holding one is an error (tested below)
+CHARACTERS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+WORDS = st.text(alphabet=CHARACTERS, min_size=1, max_size=12)
 MODIFIERS = st.sampled_from([None, "tag", "name", "type", "size", "ssdeep", "similar-to"])
 
 
@@ -168,3 +170,12 @@ def test_random_input_parses_or_raises_invalid_argument(text: str) -> None:
 def test_arbitrary_unicode_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidArgumentError):
         parse(text)
+
+
+@pytest.mark.parametrize(("text", "at"), [("tag:a\x00b", 5), ("\x00", 0), ("name:\ud800x", 5)])
+def test_nul_and_lone_surrogates_are_errors_with_their_place(text: str, at: int) -> None:
+    """No database compares them (PostgreSQL refuses NUL; SQLite's LIKE stops at it and
+    matched everything): a clear error on both backends instead of a 500 or a wrong answer."""
+    with pytest.raises(InvalidArgumentError) as caught:
+        parse(text)
+    assert caught.value.span == (at, at + 1)

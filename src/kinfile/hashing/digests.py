@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -38,14 +39,13 @@ def digest_stream(stream: BinaryIO) -> Digests:
     return Digests(md5.hexdigest(), sha1.hexdigest(), sha256.hexdigest(), size)
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def is_hash(value: str) -> str | None:
     """The kind of a hex digest string (``md5``, ``sha1``, ``sha256``) or ``None``."""
     kinds = {32: "md5", 40: "sha1", 64: "sha256"}
     kind = kinds.get(len(value))
-    if kind is None:
-        return None
-    try:
-        int(value, 16)
-    except ValueError:
+    if kind is None or not _HEX.fullmatch(value):  # not int(value, 16): it takes "0x", "_", " "
         return None
     return kind

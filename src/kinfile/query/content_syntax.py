@@ -116,7 +116,7 @@ def _text(text: str, start: int, end: int, offset: int) -> bytes:
 
 
 # -- hex --------------------------------------------------------------------------------------
-_NUMBER = re.compile(r"\s*([0-9]+)\s*")
+_NUMBER = re.compile(r"\s*([0-9]{1,30})\s*")  # bounded: int() of thousands of digits raises
 
 
 class _HexParser:
@@ -217,7 +217,7 @@ class _HexParser:
 
 
 # -- offsets ----------------------------------------------------------------------------------
-_OFFSET = re.compile(r"@(0[xX][0-9a-fA-F]+|[0-9]+)(?:-(0[xX][0-9a-fA-F]+|[0-9]+))?")
+_OFFSET = re.compile(r"@(0[xX][0-9a-fA-F]{1,30}|[0-9]{1,30})(?:-(0[xX][0-9a-fA-F]{1,30}|[0-9]{1,30}))?")
 
 
 def _int(digits: str) -> int:

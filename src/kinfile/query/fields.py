@@ -94,12 +94,26 @@ def _nonnull(column: Any, clause: Clause) -> Clause:
     return sa.and_(column.is_not(None), clause)
 
 
+def _limits(column: Any) -> tuple[int, int]:
+    """The values an integer column can hold: 32 bits for ``Integer`` (PostgreSQL), else 64."""
+    kind = getattr(column, "type", None)
+    bits = 31 if isinstance(kind, sa.Integer) and not isinstance(kind, sa.BigInteger) else 63
+    return -(2**bits), 2**bits - 1
+
+
 def _range(column: Any, bound: Bound) -> Clause:
+    """``low <= column < high``, with bounds beyond what the column can hold resolved here (a
+    bound past the range matches nothing; one before it is no bound), so no out-of-range
+    number reaches the database (SQLite cannot bind it, PostgreSQL raises: both answer alike)."""
+    lowest, highest = _limits(column)
+    low, high = bound.low, bound.high
+    if (low is not None and low > highest) or (high is not None and high <= lowest):
+        return sa.false()
     parts: list[Clause] = [column.is_not(None)]
-    if bound.low is not None:
-        parts.append(column >= bound.low)
-    if bound.high is not None:
-        parts.append(column < bound.high)
+    if low is not None and low > lowest:
+        parts.append(column >= low)
+    if high is not None and high <= highest:
+        parts.append(column < high)
     return sa.and_(*parts)
 
 
@@ -479,7 +493,7 @@ def _hash_and_number(term: Term, default: int, low: int, high: int) -> tuple[str
         raise bad_value(term, "a hash, optionally followed by a number")
     number = default
     if len(parts) == 2:
-        if not parts[1].isdigit() or not low <= int(parts[1]) <= high:
+        if not re.fullmatch(r"[0-9]{1,9}", parts[1]) or not low <= int(parts[1]) <= high:
             raise bad_value(term, f"a number from {low} to {high} after the hash")
         number = int(parts[1])
     return parts[0], number

@@ -35,6 +35,7 @@ from kinfile.query.ast import Span
 OPERATORS = frozenset({"AND", "OR", "NOT"})
 MODIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 MAX_QUERY = 8192
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 PATTERN_MODIFIERS = frozenset({"content"})
 
 
@@ -116,6 +117,11 @@ def _word(text: str, start: int) -> Token:
 def tokenize(text: str) -> list[Token]:
     if len(text) > MAX_QUERY:
         raise InvalidArgumentError(f"query longer than {MAX_QUERY} characters", span=(MAX_QUERY, len(text)))
+    bad = _UNSTORABLE.search(text)  # no database compares such a value (PostgreSQL refuses them)
+    if bad:
+        i = bad.start()
+        what = "a NUL character (bytes go in content:{00})" if text[i] == "\x00" else "a lone surrogate"
+        raise InvalidArgumentError(f"the query holds {what} at {i}", span=(i, i + 1))
     tokens: list[Token] = []
     i = 0
     while i < len(text):

@@ -20,10 +20,12 @@ from kinfile.query.ast import Term
 DAY = 86400
 SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 RELATIVE_UNITS = {"d": DAY, "h": 3600, "m": 60}
-INT_RE = re.compile(r"(-?\d+)([+-]?)")
-SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?b?)([+-]?)", re.IGNORECASE)
-DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?([+-]?)")
-RELATIVE_RE = re.compile(r"(\d+)([dhm])([+-]?)", re.IGNORECASE)
+# ASCII digits only, and few enough that int() and float() stay exact and finite (a bound
+# beyond a column's range is resolved by the compiler, query/fields.py _range)
+INT_RE = re.compile(r"(-?[0-9]{1,30})([+-]?)")
+SIZE_RE = re.compile(r"([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([kmg]?b?)([+-]?)", re.IGNORECASE)
+DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?([+-]?)")
+RELATIVE_RE = re.compile(r"([0-9]{1,30})([dhm])([+-]?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

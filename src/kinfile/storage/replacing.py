@@ -145,4 +145,6 @@ def write(
     avterms.replace_documents(conn, documents)
     for name, old in previous.items():
         delete_side_rows(conn, name, old)
-        insert_many(conn, schema.SIDE_TABLES[name], rows[name])
+        # keyed tables lose rows by the values the stored report gives; should a row written
+        # from an earlier in-memory report differ, the insert must not fail the whole batch
+        insert_many(conn, schema.SIDE_TABLES[name], rows[name], ignore=name in schema.KEYED_SIDE_TABLES)
