@@ -16,6 +16,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from kinfile.analysis.pipeline import Analysed, Limits, analyse_bytes
 from kinfile.errors import ConfigurationError
 from kinfile.formats.registry import BUILTIN_FORMATS
@@ -75,6 +77,7 @@ def iter_paths(paths: Iterable[str]) -> Iterator[str]:
 def limits_from(settings: Settings) -> Limits:
     return Limits(
         timeout=settings.analysis_timeout,
+        submission_timeout=settings.submission_timeout,
         max_depth=settings.max_child_depth,
         max_children=settings.max_children,
         max_child_bytes=settings.max_child_bytes,
@@ -227,12 +230,16 @@ def run_ingest(
     def flush() -> None:
         nonlocal last_flush
         items = [o for o in pending if o.item is not None]
-        if items:
-            runs = [o.analysis for o in items if o.analysis is not None]
-            created = store.save([o.item for o in items if o.item is not None], runs)
-            for o, was_new in zip(items, created, strict=True):
-                if o.status == "new" and not was_new:
-                    o.status = "duplicate"  # another process stored it meanwhile
+        try:
+            _save(store, items)
+        except STORE_ERRORS:  # one file's rows fail the batch: store the others one by one
+            logger.warning("a batch of %d files failed to store; storing them one by one", len(items))
+            for o in items:
+                try:
+                    _save(store, [o])
+                except STORE_ERRORS as exc:
+                    logger.debug("storing %s failed", o.path, exc_info=True)
+                    o.status, o.reason = "failed", f"cannot store: {type(exc).__name__}: {exc}"[:300]
         for o in pending:
             _count(summary, o)
             if on_outcome:
@@ -250,6 +257,23 @@ def run_ingest(
     summary.seconds = time.perf_counter() - started
     store.close()
     return summary
+
+
+# what storing a batch may raise for the data of one file (never an analysis bug: those are
+# caught in the workers); anything else (the database gone) still stops the run
+STORE_ERRORS = (SQLAlchemyError, ValueError, TypeError, UnicodeError)
+
+
+def _save(store: Store, items: list[Outcome]) -> None:
+    """Store the analysed files of ``items`` (one transaction); a file stored meanwhile by
+    another process becomes a duplicate."""
+    if not items:
+        return
+    runs = [o.analysis for o in items if o.analysis is not None]
+    created = store.save([o.item for o in items if o.item is not None], runs)
+    for o, was_new in zip(items, created, strict=True):
+        if o.status == "new" and not was_new:
+            o.status = "duplicate"  # another process stored it meanwhile
 
 
 def _count(summary: Summary, o: Outcome) -> None:

@@ -59,6 +59,10 @@ class Relation:
     relationship: str
     name: str | None
 
+    def __post_init__(self) -> None:
+        if self.name is not None:  # a member name with NUL or undecodable bytes: as stored
+            object.__setattr__(self, "name", storable(self.name) or None)
+
 
 @dataclass
 class IngestItem:

@@ -43,6 +43,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jobs", 0, "Ingest worker processes (0 = one per core).", int),
     Setting("analysis_timeout", 10.0, "Time budget in seconds for the analysis of one file.", float),
     Setting(
+        "submission_timeout",
+        30.0,
+        "Time budget in seconds for a submitted file and all its sub-files together; sub-files "
+        "left when it runs out are not analysed (an anomaly counts them).",
+        float,
+    ),
+    Setting(
         "analysers",
         "all",
         "Format analysers to run: all, none, or a comma list (pe,pdf,ole,...).",
@@ -130,6 +137,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "spool_threshold": (0, 2**62),
     "jobs": (0, 1024),
     "analysis_timeout": (0.001, DAY),
+    "submission_timeout": (0.001, DAY),
     "max_child_depth": (0, 100),
     "max_children": (0, 10**7),
     "max_child_bytes": (0, 2**62),
@@ -167,6 +175,7 @@ class Settings:
     spool_threshold: int
     jobs: int
     analysis_timeout: float
+    submission_timeout: float
     analysers: str
     magika: str
     exiftool: str

@@ -76,6 +76,34 @@ def test_analyser_failures_are_anomalies(monkeypatch: pytest.MonkeyPatch) -> Non
     assert any("time budget" in a for a in attrs["anomalies"])
 
 
+def test_a_submission_has_one_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sub-files share the submission's time budget: N slow sub-files no longer take N times the
+    per-file timeout (found by fuzzing: three overlapping-member ZIPs in a ZIP took 30 s)."""
+    real = pipeline.analyser_for
+
+    def slow_pe(fmt: str | None) -> object:
+        analyser = real(fmt)
+        if fmt != "pe" or analyser is None:
+            return analyser
+
+        def slow(data: bytes, deadline: object = None) -> dict:
+            time.sleep(0.25)
+            return analyser(data, deadline)  # type: ignore[no-any-return, arg-type]
+
+        return slow
+
+    monkeypatch.setattr(pipeline, "analyser_for", slow_pe)
+    dll = (FOUNDATION / "wmasf.dll_").read_bytes()
+    members = {f"m{i}.dll": dll + bytes([i]) for i in range(6)}
+    started = time.monotonic()
+    node = analyse_bytes(zip_of(members), limits=Limits(timeout=10, submission_timeout=0.6))
+    assert time.monotonic() - started < 1.2
+    assert 1 <= len(node.children) < 6
+    late = [a for a in node.record.attributes["anomalies"] if "time budget ran out" in a]
+    budget = "the submission's 0.6 s time budget ran out"
+    assert late == [f"{6 - len(node.children)} sub-files not analysed: {budget}"]
+
+
 def test_zip_bomb_is_bounded() -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("zeros.bin", "w") as member:

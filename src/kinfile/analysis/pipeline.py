@@ -29,7 +29,8 @@ RESERVED = {"type", "id", "error", "relationships", "context_attributes", "links
 class Limits:
     """Bounds on sub-file extraction for one submitted file (all levels together)."""
 
-    timeout: float = 10.0
+    timeout: float = 10.0  # one file's analysis
+    submission_timeout: float = 30.0  # the submitted file and all its sub-files
     max_depth: int = 3
     max_children: int = 1000
     max_child_bytes: int = 256 * 1024 * 1024
@@ -63,9 +64,13 @@ def analyse_bytes(
 
 
 class _Budget:
+    """What one submission may still spend on sub-files: their number, bytes and time (without
+    the time bound, N slow sub-files took N x ``timeout``)."""
+
     def __init__(self, limits: Limits) -> None:
         self.children = limits.max_children
         self.bytes = limits.max_child_bytes
+        self.deadline = Deadline(limits.submission_timeout)
 
     def take(self, size: int) -> bool:
         if self.children <= 0 or size > self.bytes:
@@ -105,11 +110,11 @@ def _analyse(
     enabled = limits.formats is None or fmt in limits.formats
     analyser = analyser_for(fmt) if enabled else None
     if analyser is not None:
-        deadline = Deadline(limits.timeout)
+        seconds = min(limits.timeout, budget.deadline.remaining())  # the submission's time left
         try:
-            result = analyser(data, deadline)
+            result = analyser(data, Deadline(seconds))
         except AnalysisTimeout:
-            result = {"anomalies": [f"{fmt} analysis exceeded the {limits.timeout:g} s time budget"]}
+            result = {"anomalies": [f"{fmt} analysis exceeded its {seconds:g} s time budget"]}
         except Exception as exc:  # an analyser bug must not lose the file
             logger.exception("%s analyser failed on %s", fmt, digests.sha256)
             result = {"anomalies": [f"{fmt} analyser error: {type(exc).__name__}: {exc}"[:300]]}
@@ -146,10 +151,13 @@ def _analyse(
                 f"{len(children)} sub-files not extracted: depth limit {limits.max_depth}"
             )
         return node
-    skipped = 0
+    skipped = late = 0
     for child in children:
         payload = child.get("data") or b""
         if not payload:
+            continue
+        if budget.deadline.remaining() <= 0:
+            late += 1
             continue
         if not budget.take(len(payload)):
             skipped += 1
@@ -157,4 +165,7 @@ def _analyse(
         node.children.append((child, _analyse(payload, child.get("name"), limits, budget, depth + 1)))
     if skipped:
         attrs.setdefault("anomalies", []).append(f"{skipped} sub-files not extracted: extraction limits")
+    if late:
+        budget_text = f"the submission's {limits.submission_timeout:g} s time budget ran out"
+        attrs.setdefault("anomalies", []).append(f"{late} sub-files not analysed: {budget_text}")
     return node

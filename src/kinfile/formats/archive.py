@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import io
 import logging
+import lzma
 import posixpath
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -281,7 +283,7 @@ def extract_single_member(data: bytes, password: bytes | None) -> tuple[str, byt
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-        files = [i for i in zf.infolist() if not i.is_dir()]
+        files = [i for i in zf.infolist() if i.filename and not i.is_dir()]  # a NUL-led name is ""
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise NotAZipError(f"not a ZIP file: {exc}") from None
     if len(files) != 1:
@@ -306,9 +308,12 @@ def extract_single_member(data: bytes, password: bytes | None) -> tuple[str, byt
         raise ArchiveLimitError(f"corrupt ZIP member {info.filename!r}: {exc}") from exc
     except NotImplementedError as exc:
         raise ArchiveLimitError(f"unsupported compression or encryption: {exc}") from exc
+    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:  # corrupt stream
+        raise ArchiveLimitError(f"corrupt ZIP member {info.filename!r}: {type(exc).__name__}: {exc}") from exc
     if payload is None:
         raise ArchiveLimitError("; ".join(job.anomalies) or "extraction limit reached")
-    return info.filename, payload
+    # the member's own name, as an upload's is kept (its path, "../" included, is not)
+    return posixpath.basename(info.filename.replace("\\", "/")) or "member", payload
 
 
 def _zip_chunks(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinfile.formats import elf_names
-from kinfile.formats.common import NO_DEADLINE, Deadline, run_extractors
+from kinfile.formats.common import NO_DEADLINE, Deadline, clean_text, run_extractors
 from kinfile.formats.elfraw import ElfFile, ElfFormatError, ElfSection, ElfSegment, parse
 
 logger = logging.getLogger(__name__)
@@ -209,6 +209,8 @@ def _symbol_list(symbols: Any, deadline: Deadline) -> list[dict[str, str]]:
         if count % 1024 == 0:
             deadline.check()
         name = sym.name
+        if isinstance(name, bytes):  # LIEF gives bytes for a name that is not UTF-8
+            name = clean_text(name, 512)
         if not name or name in seen:
             continue
         seen.add(name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinfile.formats import macho_names as names
-from kinfile.formats.common import NO_DEADLINE, Deadline, run_extractors
+from kinfile.formats.common import NO_DEADLINE, Deadline, clean_text, run_extractors
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,8 @@ def _names(symbols: Any, deadline: Deadline) -> list[str]:
         if count % 1024 == 0:
             deadline.check()
         name = sym.name
+        if isinstance(name, bytes):  # LIEF gives bytes for a name that is not UTF-8
+            name = clean_text(name, 512)
         if name and name not in seen:
             seen.add(name)
             out.append(name[:512])
