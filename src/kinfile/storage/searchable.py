@@ -395,9 +395,7 @@ def imported_names(attrs: dict[str, Any]) -> set[str]:
     return {storable(n)[:MAX_VALUE] for n in names if isinstance(n, str)} - {""}
 
 
-def imported_name_rows(
-    names: Iterable[str], sha256: str
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def imported_name_rows(names: Iterable[str], sha256: str) -> tuple[ValueRows, ValueRows]:
     """The ``file_names`` and ``file_name_trigrams`` rows of names of one file (distinct)."""
     grams = {gram for name in names for gram in name_trigrams(name)}
     return (
