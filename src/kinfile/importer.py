@@ -25,7 +25,6 @@ batch is one transaction: after a crash each report is either fully searchable o
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from collections import deque
@@ -232,7 +231,10 @@ def prepare_values(
     for number, raw, reports in parsed:
         if isinstance(reports, tuple):
             value, sha256 = reports
-            fast = None if sha256 in stored else import_avclass.new_file(value, source, now)
+            try:  # a value the fast lane trips on goes the general way, which reports it
+                fast = None if sha256 in stored else import_avclass.new_file(value, source, now)
+            except RECORD_ERRORS:
+                fast = None
             if fast is not None:
                 out.append((number, [Prepared(sha256, raw, fast)]))
                 continue
@@ -432,7 +434,7 @@ class Importer:
 
 def _is_json(raw: str | bytes) -> bool:
     try:
-        json.loads(raw)
+        jsontext.loads_line(raw)
     except ValueError:
         return False
     return True

@@ -65,13 +65,22 @@ def iter_paths(paths: Iterable[str]) -> Iterator[str]:
     """Files named directly, and every file below named directories (sorted, recursive)."""
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            for root, dirs, names in os.walk(p):
-                dirs.sort()
-                for name in sorted(names):
-                    yield str(Path(root) / name)
-        else:
+        try:
+            is_dir = p.is_dir()
+        except (OSError, ValueError):  # a name too long, a NUL: process_path reports the path
+            is_dir = False
+        if not is_dir:
             yield str(p)
+            continue
+        unreadable: list[OSError] = []  # directories os.walk could not list: reported, not skipped
+        for root, dirs, names in os.walk(p, onerror=unreadable.append):
+            dirs.sort()
+            for name in sorted(names):
+                yield str(Path(root) / name)
+            while unreadable:
+                yield str(unreadable.pop(0).filename or root)
+        for error in unreadable:
+            yield str(error.filename or p)
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -153,6 +162,10 @@ def process_path(path: str, source: str, date: int, name_mode: str = "basename")
     started = time.perf_counter()
     out = Outcome(path=path)
     try:
+        if Path(path).is_dir():  # only one walk could not list: say why
+            next(Path(path).iterdir(), None)
+            out.reason = "is a directory"
+            return out
         size = Path(path).stat().st_size
         out.size = size
         if size == 0:
@@ -163,8 +176,8 @@ def process_path(path: str, source: str, date: int, name_mode: str = "basename")
             return out
         with open(path, "rb") as fh:
             data = fh.read()
-    except OSError as exc:
-        out.reason = f"cannot read: {exc.strerror or exc}"
+    except (OSError, ValueError) as exc:  # ValueError: a path holding NUL
+        out.reason = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
         return out
     digests = digest_bytes(data)
     out.sha256 = digests.sha256

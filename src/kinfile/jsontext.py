@@ -53,7 +53,15 @@ def loads(text: str | bytes) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass  # not JSON (json gives the message), or NaN/Infinity (json reads them)
-    return json.loads(text)
+    return _json_loads(text)
+
+
+def _json_loads(text: str | bytes, **options: Any) -> Any:
+    """``json.loads``; nesting deeper than Python's recursion limit is a ``ValueError`` too."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _finite(text: str) -> float | None:
@@ -71,7 +79,7 @@ def loads_line(text: str | bytes) -> Any:
             return orjson.loads(text)  # refuses NaN, Infinity and numbers that overflow a double
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text, parse_constant=lambda _name: None, parse_float=_finite)
+    return _json_loads(text, parse_constant=lambda _name: None, parse_float=_finite)
 
 
 def storable(text: str) -> str:

@@ -20,6 +20,7 @@ from kinfile.analysis.pipeline import Analysed
 from kinfile.engines.base import Engine, EngineInfo, Target, Verdict, stats_of, worst
 from kinfile.engines.merge import SOURCES, compose, sources_of
 from kinfile.errors import ConfigurationError
+from kinfile.formats.common import Deadline
 from kinfile.settings import Settings
 from kinfile.storage.store import AnalysisRow
 
@@ -154,14 +155,30 @@ class Verdicts:
         runs: list[Run] = []
         if not engines:
             return runs
-        self._scan_node(node, engines, when, runs)
+        # one time budget for the submission's sub-files (the submitted file is always scanned;
+        # each scan is bounded by its engine's own timeout)
+        self._scan_node(node, engines, when, runs, Deadline(self.settings.submission_timeout))
         runs.reverse()
         return runs
 
-    def _scan_node(self, node: Analysed, engines: list[Engine], when: int, runs: list[Run]) -> Verdict:
-        children = [self._scan_node(child, engines, when, runs) for _, child in node.children]
+    def _scan_node(
+        self,
+        node: Analysed,
+        engines: list[Engine],
+        when: int,
+        runs: list[Run],
+        deadline: Deadline,
+        top: bool = True,
+    ) -> Verdict:
         rec = node.record
-        own = self.scan_target(Target(node.data, rec.sha256), engines)
+        if top or deadline.remaining() > 0:
+            own = self.scan_target(Target(node.data, rec.sha256), engines)
+        else:
+            own = Verdict()
+            rec.attributes.setdefault("anomalies", []).append(
+                f"not scanned: the submission's {self.settings.submission_timeout:g} s time budget ran out"
+            )
+        children = [self._scan_node(kid, engines, when, runs, deadline, False) for _, kid in node.children]
         final = combine(own, children)
         apply_local(rec.attributes, final, when)
         runs.append(Run(rec.sha256, final, when))

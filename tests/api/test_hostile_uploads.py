@@ -130,3 +130,54 @@ def test_a_file_that_cannot_be_stored_fails_alone(
 def test_undecoded_bytes_are_stored_as_text() -> None:
     """The last resort of the report writer: bytes a parser left undecoded become text."""
     assert dumps_report({"b": b"ok\xff", "s": {"x"}}) == '{"b":"ok\ufffd","s":["x"]}'
+
+
+def test_paths_that_cannot_be_read_fail_alone(settings: Settings, tmp_path: Path) -> None:
+    """A name too long or holding NUL was a traceback that stopped the whole run."""
+    good = tmp_path / "good.elf"
+    good.write_bytes((DATA / "elf" / "hello_exec.elf_").read_bytes())
+    summary = run_ingest(settings, [str(good), str(tmp_path / ("y" * 300)), "a\x00b"], jobs=1)
+    assert (summary.new, summary.failed) == (1, 2)
+    reasons = sorted(reason for _path, reason in summary.failures)
+    assert reasons == ["cannot read: File name too long", "cannot read: embedded null byte"]
+
+
+def test_engine_scans_share_the_submission_budget(settings: Settings) -> None:
+    """Each sub-file got its engines' own timeout: a ZIP of N slow members took N timeouts."""
+    import dataclasses
+    import time
+
+    from kinfile.analysis.pipeline import analyse_bytes
+    from kinfile.engines.base import EngineInfo, Target, Verdict
+    from kinfile.verdicts import Verdicts
+
+    class Slow:
+        name = "Slow"
+
+        def info(self) -> EngineInfo:
+            return EngineInfo("Slow", "1", "20260101", True)
+
+        def scan(self, target: Target) -> Verdict:
+            time.sleep(0.2)
+            return Verdict()
+
+    members = {f"m{i}.bin": b"member %d " % i * 50 for i in range(8)}
+    node = analyse_bytes(_zip_members(members))
+    assert len(node.children) == 8
+    verdicts = Verdicts(dataclasses.replace(settings, submission_timeout=0.5), engines=[Slow()])
+    started = time.monotonic()
+    runs = verdicts.scan_tree(node)
+    assert time.monotonic() - started < 1.2 and len(runs) == 9  # the submitted file first
+    assert runs[0].sha256 == node.record.sha256
+    skipped = [c for _, c in node.children if "anomalies" in c.record.attributes]
+    assert 4 <= len(skipped) < 8
+    budget = "not scanned: the submission's 0.5 s time budget ran out"
+    assert skipped[0].record.attributes["anomalies"] == [budget]
+
+
+def _zip_members(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, payload in members.items():
+            zf.writestr(name, payload)
+    return buffer.getvalue()

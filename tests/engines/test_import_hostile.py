@@ -211,3 +211,48 @@ def _clear_memos() -> None:
     from kinfile import import_avclass
 
     import_avclass._ENTRIES.clear()
+
+
+def test_odd_dates_internal_keys_deep_nesting_and_capital_tags(backend_settings: Settings) -> None:
+    """Round two of the import fuzzing (both backends): an AVClass scan date an offset pushes
+    past year 9999, or written in superscript digits, is dropped (it was a 500 on SQLite's fast
+    lane); kinfile's internal keys are never taken from a report (``"verdict_sources": "xy"``
+    made every later enrichment fail); a line nested deeper than Python reads is that line's
+    error (it was a RecursionError for the whole import); imported tags are found whatever their
+    case; a clue feature longer than its column (a 300-digit section size) is cut to fit."""
+    client, _key = make_client(backend_settings)
+    late, odd, keys, deep, tags = (_sha(s) for s in ("late", "odd", "keys", "deep", "tags"))
+    lines = [
+        json.dumps({"sha256": late, "av_labels": [["E", "T.A"]], "scan_date": "9999-12-31T23:59:59-01:00"}),
+        json.dumps({"sha256": odd, "av_labels": [["Eng", "Troj.B"]], "first_seen": "³"}),
+        json.dumps({"type": "file", "id": keys, "attributes": {"verdict_sources": "xy", "imported": 5}}),
+        "[" * 100_000,
+        json.dumps({"type": "file", "id": tags, "attributes": {"tags": ["PEEXE", "Étag"]}}),
+        json.dumps(
+            {"type": "file", "id": deep, "attributes": {"pe_info": {"sections": [{"virtual_size": 10**300}]}}}
+        ),
+    ]
+    summary = _import_line(client, "\n".join(lines))
+    assert (summary["created"], summary["failed"]) == (5, 1)
+    assert summary["errors"][0]["line"] == 4 and "nested too deeply" in summary["errors"][0]["message"]
+    for sha in (late, odd):
+        attrs = client.get(f"/api/v3/files/{sha}").json()["data"]["attributes"]
+        assert attrs.get("last_analysis_date", 2_000_000_000) > 1_700_000_000  # kinfile's clock
+        assert "first_submission_date" not in attrs
+    newer = {"type": "file", "id": keys, "attributes": {"last_analysis_results": {"E": {"result": "Worm.X"}}}}
+    assert _import_line(client, json.dumps(newer))["enriched"] == 1
+    assert _search(client, "engines:worm") == [keys]
+    assert _search(client, "tag:peexe") == [tags] and _search(client, "tag:étag") == [tags]
+    assert client.get(f"/api/v3/files/{deep}").status_code == 200
+
+
+def test_a_surrogate_in_a_deeply_nested_report_is_served(settings: Settings) -> None:
+    client, _key = make_client(settings)
+    sha = _sha("nested")
+    nested: Any = "\ud800"
+    for _ in range(400):
+        nested = {"n": nested}
+    line = json.dumps({"type": "file", "id": sha, "attributes": {"exiftool": nested}})
+    assert _import_line(client, line)["created"] == 1
+    r = client.get(f"/api/v3/files/{sha}")
+    assert r.status_code == 200 and "\\ud800" in r.text

@@ -19,20 +19,41 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every NaN/Infinity replaced by ``None`` (containers copied as needed)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+    """``value`` with every NaN/Infinity replaced by ``None``: a copy of its containers, made
+    without recursion (a report may nest deeper than Python's recursion limit allows)."""
+
+    def copy(item: Any) -> Any:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, dict):
+            out: Any = {}
+            pending.append((item.items(), out))
+            return out
+        if isinstance(item, list | tuple):
+            out = []
+            pending.append((enumerate(item), out))
+            return out
+        return item
+
+    pending: list[tuple[Any, Any]] = []
+    root = copy(value)
+    while pending:
+        entries, target = pending.pop()
+        for key, item in entries:
+            if isinstance(target, list):
+                target.append(copy(item))
+            else:
+                target[key] = copy(item)
+    return root
 
 
 class JSONResponse(_StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
         try:
             return super().render(content)
-        except (UnicodeEncodeError, ValueError):  # a lone surrogate; NaN or Infinity
-            text = json.dumps(_finite(content), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+        except (UnicodeEncodeError, ValueError, RecursionError):  # a lone surrogate; NaN; depth
+            try:
+                text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            except ValueError:  # NaN or Infinity
+                text = json.dumps(_finite(content), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
             return text.encode("ascii")

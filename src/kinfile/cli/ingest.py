@@ -37,7 +37,9 @@ def _stdin_paths() -> Iterator[str]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 1024), default=None, help="Worker processes (default: all cores)."
+)
 @click.option("--source", default="cli", show_default=True, help="Source key recorded with each submission.")
 @click.option(
     "--date", "date_text", default=None, help="Submission date for backfills (YYYY-MM-DD[THH:MM:SS])."

@@ -25,6 +25,7 @@ from kinfile.jsontext import storable
 logger = logging.getLogger(__name__)
 
 MAX_VALUE = 400
+MAX_TEXT = 512  # an encoded feature, "<TYPE>:<value>", as the side table holds it
 MAX_PER_TYPE = 64  # values of one feature type per file (resources, dropped files, ...)
 MAX_SECTIONS = 16  # section index features cover the first sections only
 
@@ -279,7 +280,8 @@ def extract(attrs: dict[str, Any]) -> list[Feature]:
 
 def encode(feature: Feature) -> str:
     """Storage text of a feature: ``"<TYPE>:<value>"``."""
-    return storable(f"{feature[0]}:{feature[1]}")  # a side value: as the databases hold it
+    # a side value: as the databases hold it, within the column (PostgreSQL VARCHAR(512))
+    return storable(f"{feature[0]}:{feature[1]}")[:MAX_TEXT]
 
 
 def decode(text: str) -> Feature:

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinfile.engines.base import day_of, empty_stats, stats_of
-from kinfile.engines.merge import VERDICT_KEYS
+from kinfile.engines.merge import IMPORTED, SOURCES, VERDICT_KEYS
 
 FORMAT_V3, FORMAT_V2, FORMAT_AVCLASS = "virustotal-v3", "virustotal-v2", "avclass"
 HEX = re.compile(r"^[0-9a-f]+$")
 DAY = 86400
-RESERVED = frozenset({"type", "id", "error", "relationships", "context_attributes", "links"})
+# never taken from an imported report: the v3 envelope's, and kinfile's internal keys (a report
+# holding "verdict_sources": "xy" made every later enrichment of the file fail)
+ENVELOPE = ("type", "id", "error", "relationships", "context_attributes", "links")
+RESERVED = frozenset({*ENVELOPE, SOURCES, IMPORTED, "analysis_seconds"})
 V2_DATES = {
     "scan_date": "last_analysis_date",
     "first_seen": "first_submission_date",
@@ -132,12 +135,13 @@ def epoch(value: Any) -> int | None:
     if isinstance(value, int | float):
         return int(value) if MIN_EPOCH <= value <= MAX_EPOCH else None  # False for nan
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "³": isdigit() but not int()
         return int(text) if len(text) <= 12 and int(text) <= MAX_EPOCH else None
     try:  # "2015-09-28 01:01:14", ISO 8601 (fast path)
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)).timestamp())
-    except ValueError:
+        found = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=_dt.UTC)).timestamp())
+        return found if MIN_EPOCH <= found <= MAX_EPOCH else None  # an offset can push it out
+    except (ValueError, OverflowError):
         pass
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
         try:

@@ -31,7 +31,7 @@ def _list(key: str) -> SideExtractor:
         values = attrs.get(key)
         if not isinstance(values, list):
             return set()
-        return {storable(str(v))[:MAX_VALUE] for v in values if v not in (None, "")} - {""}
+        return {storable(str(v)).lower()[:MAX_VALUE] for v in values if v not in (None, "")} - {""}
 
     return extract
 
