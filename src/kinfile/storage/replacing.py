@@ -47,7 +47,10 @@ def replacement(
     text ``base``) changes; side tables whose values are the same are not rewritten. ``terms``:
     the store keeps detection words as avterms documents (SQLite)."""
     sha256 = values["sha256"]
-    out = Replacement(sha256, base, values, submissions=searchable.imported_submissions(attrs))
+    out = Replacement(sha256, base, values)
+    counters = searchable.imported_submissions(attrs)
+    if counters != searchable.imported_submissions(before):  # else the row holds them already
+        out.submissions = counters
     out.names = searchable.imported_names(attrs) - searchable.imported_names(before)
     # the same labels (engine and result) make the same detection words: nothing to rewrite,
     # nor to compute (a rescan that changed only engine versions or dates). Compared sorted: a
