@@ -34,6 +34,8 @@ class Submission:
     def __post_init__(self) -> None:
         if self.name is not None:  # an uploaded name with NUL or a lone surrogate: as stored
             object.__setattr__(self, "name", storable(self.name) or None)
+        # a --source of undecodable bytes failed every file's store (UnicodeEncodeError)
+        object.__setattr__(self, "source_key", storable(self.source_key))
 
 
 @dataclass

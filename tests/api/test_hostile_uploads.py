@@ -181,3 +181,17 @@ def _zip_members(members: dict[str, bytes]) -> bytes:
         for name, payload in members.items():
             zf.writestr(name, payload)
     return buffer.getvalue()
+
+
+def test_an_undecodable_source_key_is_stored(settings: Settings, tmp_path: Path) -> None:
+    """``kinfile ingest --source $'\\xff'`` failed every file (UnicodeEncodeError)."""
+    good = tmp_path / "good.elf"
+    good.write_bytes((DATA / "elf" / "hello_exec.elf_").read_bytes())
+    summary = run_ingest(settings, [str(good)], source="\udcff", jobs=1)
+    assert (summary.new, summary.failed) == (1, 0)
+
+
+def test_a_bad_upload_url_says_so(client: TestClient) -> None:
+    r = client.post("/api/v3/files/upload/garbage", files={"file": ("a.bin", b"data")})
+    assert_error(r, 400, "InvalidArgumentError")
+    assert r.json()["error"]["message"] == "invalid upload URL"

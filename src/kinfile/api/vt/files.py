@@ -94,7 +94,7 @@ def get_upload_url(request: Request) -> JSONResponse:
 
 @router.post("/files/upload/{token}")
 async def upload_to_url(token: str, request: Request, owner: str = Depends(require_key)) -> JSONResponse:
-    payload = services_of(request).decode_cursor(token)
+    payload = services_of(request).signer.verify(token, "upload URL")
     if payload.get("u") != 1 or int(payload.get("e", 0)) < time.time():
         raise BadRequestError("invalid or expired upload URL")
     request.scope["kinfile.owner"] = owner
