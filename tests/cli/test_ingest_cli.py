@@ -154,3 +154,28 @@ def test_kill_9_mid_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
     # running the same command again finishes the job
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert store.count_files() >= len({f.name for f in files})
+
+
+def test_reindex_rebuilds_detection_words_and_have_rows(tmp_path: Path, db_url: str) -> None:
+    """``kinfile reindex``: the detection index and ``have:`` rows again from the reports."""
+    from kinfile.storage import avterms, schema
+    from tests.engines.helpers import VT_DIR
+
+    home = tmp_path / "home"
+    lines = tmp_path / "labels.jsonl"
+    lines.write_text("\n".join((VT_DIR / "av_labels_500.jsonl").read_text().splitlines()[:30]))
+    assert run(home, "import-vt", str(lines), db=db_url)[0] == 0
+    code, before, _err = run(home, "search", "engines:trojan have:md5", db=db_url)
+    assert code == 0 and len(json.loads(before)) > 5
+    store = Store(db_url)
+    with store.writing() as conn:  # a lost index, as a crash of an older version could leave it
+        if avterms.uses_terms(store.dialect):
+            avterms.clear(conn)
+        else:
+            conn.execute(schema.file_av_words.delete())
+        conn.execute(schema.file_have.delete())
+    store.close()
+    assert json.loads(run(home, "search", "engines:trojan", db=db_url)[1]) == []
+    code, out, _err = run(home, "reindex", db=db_url)
+    assert code == 0 and out.startswith("rebuilt detection words and have: rows in")
+    assert run(home, "search", "engines:trojan have:md5", db=db_url)[1] == before

@@ -1,9 +1,10 @@
-"""Administrative commands: config, apikey, migrate, show, reanalyse."""
+"""Administrative commands: config, apikey, migrate, reindex, show, reanalyse."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 from tqdm import tqdm
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from kinfile.cli import settings_from
 from kinfile.models import SCHEMA_VERSION
 from kinfile.services import Services
+from kinfile.storage import migrations
 from kinfile.storage.store import Store
 
 
@@ -72,6 +74,26 @@ def migrate(ctx: click.Context) -> None:
     store = Store(settings_from(ctx).db)
     ran = store.migrate()
     click.echo(f"applied: {', '.join(ran)}" if ran else "schema is up to date")
+
+
+@click.command()
+@click.option("--detections/--no-detections", default=True, help="The engines: / <engine>: index.")
+@click.option("--have/--no-have", default=True, help="The have: rows.")
+@click.pass_context
+def reindex(ctx: click.Context, detections: bool, have: bool) -> None:
+    """Rebuild search indexes from the stored reports (after a crash left one inconsistent,
+    e.g. SQLite's "database disk image is malformed" on an engines: search)."""
+    store = Store(settings_from(ctx).db)
+    store.migrate()
+    started = time.perf_counter()
+    with store.writing() as conn:  # one transaction: searches see the old index or the new one
+        if detections:
+            migrations.rebuild_detection_index(conn)
+        if have:
+            migrations.rebuild_have(conn)
+    done = [name for name, chosen in (("detection words", detections), ("have: rows", have)) if chosen]
+    click.echo(f"rebuilt {' and '.join(done) or 'nothing'} in {time.perf_counter() - started:.1f} s")
+    store.close()
 
 
 @click.command()

@@ -233,7 +233,12 @@ def _have_by_key(conn: Connection) -> None:
         if "WITHOUT ROWID" not in str(ddl).upper():
             conn.exec_driver_sql("DROP TABLE file_have")
             table.create(conn)
-    conn.execute(table.delete())
+    rebuild_have(conn)
+
+
+def rebuild_have(conn: Connection) -> None:
+    """The ``file_have`` rows again from every stored report (``kinfile reindex``, 0010)."""
+    conn.execute(schema.file_have.delete())
     for rows in _stored_reports(conn):
         _insert_have(conn, rows)
 
@@ -264,6 +269,12 @@ def _words_in_key_order(conn: Connection) -> None:
     batches = _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"'))
     if not any(searchable.reaches_av_cap(attrs) for rows in batches for _sha, attrs in rows):
         return
+    rebuild_detection_index(conn)
+
+
+def rebuild_detection_index(conn: Connection) -> None:
+    """The detection-word index again from every stored report, on either backend (FTS5 on
+    SQLite, ``file_av_words`` rows on PostgreSQL): ``kinfile reindex``, 0012."""
     if avterms.uses_terms(conn.dialect.name):
         rebuild_detection_terms(conn)
         return
