@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -162,11 +163,12 @@ def process_path(path: str, source: str, date: int, name_mode: str = "basename")
     started = time.perf_counter()
     out = Outcome(path=path)
     try:
-        if Path(path).is_dir():  # only one walk could not list: say why
+        info = Path(path).stat()
+        if stat.S_ISDIR(info.st_mode):  # only one walk could not list: say why
             next(Path(path).iterdir(), None)
             out.reason = "is a directory"
             return out
-        size = Path(path).stat().st_size
+        size = info.st_size
         out.size = size
         if size == 0:
             out.reason = "empty file (0 bytes)"

@@ -36,30 +36,39 @@ def dumps_report(attrs: dict[str, Any]) -> str:
 
 def _jsonable(value: Any) -> Any:
     """The last resort for a value JSON has no type for (called only for such values): bytes a
-    parser left undecoded as text, sets and tuples as lists; anything else is an error."""
+    parser left undecoded as text, sets as sorted lists; anything else is an error."""
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=repr) if isinstance(value, set | frozenset) else list(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def loads(text: str | bytes) -> Any:
     """``json.loads(text)``, by orjson when that gives the same value (~3x faster on a 7 KB
     report). Raises ``ValueError`` with ``json``'s message for text that is not JSON."""
+    return _read(text)
+
+
+def loads_line(text: str | bytes) -> Any:
+    """An input line (``import-vt``): :func:`loads`, but a non-finite number (``NaN``,
+    ``Infinity``, ``1e999``) is read as ``null``, as a stored report would hold it (orjson writes
+    ``null`` for it), so that what is indexed from the parsed line is what the stored text gives."""
+    return _read(text, parse_constant=lambda _name: None, parse_float=_finite)
+
+
+def _read(text: str | bytes, **json_options: Any) -> Any:
+    """orjson unless it would not give ``json``'s value (a number beyond 64 bits; NaN, Infinity
+    and numbers overflowing a double, which it refuses; invalid JSON, for ``json``'s message);
+    ``json`` then, with ``json_options``. Nesting deeper than Python reads is a ``ValueError``."""
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_RUN not in raw.translate(_DIGITS):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
-            pass  # not JSON (json gives the message), or NaN/Infinity (json reads them)
-    return _json_loads(text)
-
-
-def _json_loads(text: str | bytes, **options: Any) -> Any:
-    """``json.loads``; nesting deeper than Python's recursion limit is a ``ValueError`` too."""
+            pass
     try:
-        return json.loads(text, **options)
+        return json.loads(text, **json_options)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -67,19 +76,6 @@ def _json_loads(text: str | bytes, **options: Any) -> Any:
 def _finite(text: str) -> float | None:
     value = float(text)
     return value if math.isfinite(value) else None
-
-
-def loads_line(text: str | bytes) -> Any:
-    """An input line (``import-vt``): :func:`loads`, but a non-finite number (``NaN``,
-    ``Infinity``, ``1e999``) is read as ``null``, as a stored report would hold it (orjson writes
-    ``null`` for it), so that what is indexed from the parsed line is what the stored text gives."""
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if _LONG_RUN not in raw.translate(_DIGITS):
-        try:
-            return orjson.loads(text)  # refuses NaN, Infinity and numbers that overflow a double
-        except orjson.JSONDecodeError:
-            pass
-    return _json_loads(text, parse_constant=lambda _name: None, parse_float=_finite)
 
 
 def storable(text: str) -> str:

@@ -52,8 +52,5 @@ class JSONResponse(_StarletteJSONResponse):
         try:
             return super().render(content)
         except (UnicodeEncodeError, ValueError, RecursionError):  # a lone surrogate; NaN; depth
-            try:
-                text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-            except ValueError:  # NaN or Infinity
-                text = json.dumps(_finite(content), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            text = json.dumps(_finite(content), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
             return text.encode("ascii")

@@ -55,9 +55,8 @@ def new_file(rec: FileRecord, row: dict[str, Any], terms: bool = False) -> NewFi
             rows[name] = [{"value": v, "sha256": rec.sha256} for v in sorted(values)]
     names = searchable.imported_names(rec.attributes)
     if names:  # VirusTotal's submission names: name: finds the imported file
-        found, grams = searchable.imported_name_rows(names, rec.sha256)
-        side["names"] = json_list(r["value"] for r in found)
-        side["name_trigrams"] = json_list(r["value"] for r in grams)
+        side["names"] = json_list(names)
+        side["name_trigrams"] = json_list(searchable.names_trigrams(names))
     if terms:
         return NewFile(rec.sha256, row, side, rows, av_document(rec.attributes))
     words = searchable.extract_av_words(rec.attributes)

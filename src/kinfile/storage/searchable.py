@@ -397,11 +397,15 @@ def imported_names(attrs: dict[str, Any]) -> set[str]:
 
 def imported_name_rows(names: Iterable[str], sha256: str) -> tuple[ValueRows, ValueRows]:
     """The ``file_names`` and ``file_name_trigrams`` rows of names of one file (distinct)."""
-    grams = {gram for name in names for gram in name_trigrams(name)}
     return (
         [{"value": name, "sha256": sha256} for name in sorted(names)],
-        [{"value": gram, "sha256": sha256} for gram in sorted(grams)],
+        [{"value": gram, "sha256": sha256} for gram in sorted(names_trigrams(names))],
     )
+
+
+def names_trigrams(names: Iterable[str]) -> set[str]:
+    """:func:`name_trigrams` of several names of one file."""
+    return {gram for name in names for gram in name_trigrams(name)}
 
 
 def name_trigram_rows(name: str, sha256: str) -> list[dict[str, str]]:
