@@ -141,4 +141,4 @@ def _new_file(
         downloadable=False,
     )
     side = {"have": bulk.json_list(searchable.extract_have(attrs))}  # its only side values
-    return bulk.NewFile(sha256, file_columns(rec, now), side, {}, document)
+    return bulk.NewFile(sha256, file_columns(rec, now, pack=True), side, {}, document)  # SQLite

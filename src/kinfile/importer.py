@@ -264,7 +264,7 @@ def _replacement(
     existing: StoredReport, rec: ImportedReport, source: str, now: int, terms: bool
 ) -> replacing.Replacement:
     merged = merge_report(existing, rec, source)  # never mutates existing.report
-    values = file_values(merged, merged.attributes, now)
+    values = file_values(merged, merged.attributes, now, pack=terms)  # terms: a SQLite store
     return replacing.replacement(values, merged.attributes, existing.report, existing.text, terms)
 
 
@@ -277,7 +277,7 @@ def _parse(value: Any) -> list[ImportedReport] | str:
 
 
 def _new(rec: FileRecord, now: int, terms: bool) -> NewFile:
-    return new_file(rec, file_columns(rec, now), terms)
+    return new_file(rec, file_columns(rec, now, pack=terms), terms)  # terms: a SQLite store
 
 
 def _v3_value(rec: ImportedReport) -> dict[str, Any]:

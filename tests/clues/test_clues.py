@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from kinfile import jsontext
 from kinfile.clues import features, service, sql
 from kinfile.clues.mining import band_of
 from kinfile.storage import schema
@@ -51,7 +51,7 @@ def month_files(store: Store, month: str) -> dict[str, tuple[set[str], str]]:
     out = {}
     for sha256, positives, report in rows:
         band = int(band_of(np.array([positives]))[0])
-        out[sha256] = (features.feature_texts(json.loads(report)), LABEL_OF_BAND[band])
+        out[sha256] = (features.feature_texts(jsontext.loads_report(report)), LABEL_OF_BAND[band])
     return out
 
 

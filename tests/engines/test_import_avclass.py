@@ -35,7 +35,7 @@ def _records() -> list[dict[str, Any]]:
 
 def _general(obj: Any) -> NewFile:
     rec = merge_report(None, parse_record(obj)[0], "feed")
-    return new_file(rec, file_columns(rec, NOW), True)
+    return new_file(rec, file_columns(rec, NOW, pack=True), True)
 
 
 def _same_as_general(obj: Any) -> bool:
@@ -44,7 +44,7 @@ def _same_as_general(obj: Any) -> bool:
     if fast is None:
         return False
     general = _general(obj)
-    assert fast.row["report"] == general.row["report"]  # the same text, byte for byte
+    assert fast.row["report"] == general.row["report"]  # the same (compressed) text, byte for byte
     assert abs(fast.row.pop("stored_at") - general.row.pop("stored_at")) <= 2  # the clock
     assert dataclasses.asdict(fast) == dataclasses.asdict(general)
     again = import_avclass.new_file(obj, "feed", NOW)  # memoised: the same again

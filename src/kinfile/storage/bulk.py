@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,7 +193,8 @@ def _insert_files_sqlite(conn: Connection, files: list[NewFile]) -> set[str]:
     if fresh:
         columns = list(fresh[0].row)
         sql = f"INSERT INTO files ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        params = sorted((tuple(f.row[c] for c in columns) for f in fresh), key=lambda p: p[0])
+        values = operator.itemgetter(*columns)  # by name: rows of other paths may differ in order
+        params = sorted((values(f.row) for f in fresh), key=operator.itemgetter(0))
         conn.exec_driver_sql(sql, params)  # in sha256 order (the first column)
     return {f.sha256 for f in fresh}
 

@@ -39,7 +39,7 @@ def delete_files(store: Store, sha256s: Sequence[str]) -> list[str]:
                 schema.file_names.c.sha256.in_(found)
             )
         ).all()
-        reports = {r.sha256: jsontext.loads(r.report) if r.report else {} for r in rows}
+        reports = {r.sha256: jsontext.loads_report(r.report) if r.report else {} for r in rows}
         avterms.delete_rows(
             conn, [w for sha, report in reports.items() for w in searchable.av_word_rows(report, sha)]
         )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     inspect,
     literal,
+    or_,
     select,
     tuple_,
     update,
@@ -58,9 +59,18 @@ def _create_indexes(conn: Connection, wanted: Sequence[Index]) -> None:
             index.create(conn)
 
 
-def _stored_reports(conn: Connection, *where: Any, batch: int = 500) -> Iterator[list[tuple[str, Any]]]:
-    """Stored reports ``(sha256, attributes)`` in sha256 order, a batch at a time (backfills)."""
+def _stored_reports(
+    conn: Connection, mentioning: str | None = None, batch: int = 500
+) -> Iterator[list[tuple[str, Any]]]:
+    """Stored reports ``(sha256, attributes)`` in sha256 order, a batch at a time (backfills);
+    with ``mentioning``, only those whose JSON text holds it (a compressed report is read and
+    checked here: SQL sees its bytes, not its text)."""
     f = schema.files
+    where: list[Any] = []
+    if mentioning is not None:
+        found = f.c.report.contains(mentioning, autoescape=True)
+        packed = func.typeof(f.c.report) == "blob"
+        where.append(or_(found, packed) if schema.packs_reports(conn.dialect.name) else found)
     last = ""
     while True:
         rows = conn.execute(
@@ -68,7 +78,8 @@ def _stored_reports(conn: Connection, *where: Any, batch: int = 500) -> Iterator
         ).all()
         if not rows:
             return
-        yield [(sha256, jsontext.loads(report)) for sha256, report in rows]
+        texts = [(sha256, jsontext.unpack_report(report)) for sha256, report in rows]
+        yield [(sha, jsontext.loads(text)) for sha, text in texts if mentioning is None or mentioning in text]
         last = rows[-1][0]
 
 
@@ -113,7 +124,7 @@ def _clusters(conn: Connection) -> None:
 def _backfill_clusters(conn: Connection) -> None:
     f = schema.files
     names = [c.name for c in schema.CLUSTER_COLUMNS]
-    for rows in _stored_reports(conn, f.c.report.contains("popular_threat_")):
+    for rows in _stored_reports(conn, "popular_threat_"):
         for sha256, attrs in rows:
             columns = searchable.file_columns(attrs)
             conn.execute(update(f).where(f.c.sha256 == sha256).values({n: columns.get(n) for n in names}))
@@ -173,7 +184,7 @@ def _backfill_name_trigrams(conn: Connection, batch: int = 20_000) -> None:
 
 def _backfill_av_words(conn: Connection) -> None:
     statement = _insert_ignore(conn, schema.file_av_words)
-    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
+    for rows in _stored_reports(conn, '"last_analysis_results"'):
         words = [w for sha256, attrs in rows for w in searchable.av_word_rows(attrs, sha256)]
         if words:
             conn.execute(statement, words)
@@ -216,7 +227,7 @@ def _detection_terms(conn: Connection) -> None:
 def rebuild_detection_terms(conn: Connection) -> None:
     """SQLite: the detection-word index again from every stored report (``last_analysis_results``)."""
     avterms.clear(conn)
-    for rows in _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"')):
+    for rows in _stored_reports(conn, '"last_analysis_results"'):
         words = [w for sha256, attrs in rows for w in searchable.av_word_rows(attrs, sha256)]
         avterms.insert_rows(conn, words)
 
@@ -266,7 +277,7 @@ def _words_in_key_order(conn: Connection) -> None:
     engines in key order (searchable._av_words_walk); before, the order the report was built in
     decided, so what such a file indexed could differ from what its stored report gives. When
     the store holds such a report, the detection index is rebuilt (both backends)."""
-    batches = _stored_reports(conn, schema.files.c.report.contains('"last_analysis_results"'))
+    batches = _stored_reports(conn, '"last_analysis_results"')
     if not any(searchable.reaches_av_cap(attrs) for rows in batches for _sha, attrs in rows):
         return
     rebuild_detection_index(conn)
@@ -288,8 +299,7 @@ def _storable_values(conn: Connection) -> None:
     or an attribute name with NUL, indexed as it was; the detection index (rebuilt) and the
     ``have:`` rows of those files (removed by key, so they must be what the report gives now)
     are made again. Nothing to do on a store without NUL (the JSON escape ``\\u0000``)."""
-    f = schema.files
-    batches = _stored_reports(conn, f.c.report.contains("\\u0000", autoescape=True))
+    batches = _stored_reports(conn, "\\u0000")
     affected = [(sha256, attrs) for rows in batches for sha256, attrs in rows]
     if not affected:
         return
@@ -311,7 +321,7 @@ def _imported_submissions(conn: Connection) -> None:
     own = exists().where(s.c.sha256 == f.c.sha256)
     statement = update(f).where(f.c.sha256 == bindparam("b_sha256"), ~own)
     names, grams = _insert_ignore(conn, schema.file_names), _insert_ignore(conn, schema.file_name_trigrams)
-    for rows in _stored_reports(conn, f.c.report.contains('"imported"')):
+    for rows in _stored_reports(conn, '"imported"'):
         conn.execute(statement, [{"b_sha256": sha, **searchable.imported_submissions(a)} for sha, a in rows])
         for sha256, attrs in rows:
             found, trigrams = searchable.imported_name_rows(searchable.imported_names(attrs), sha256)

@@ -25,8 +25,7 @@ from sqlalchemy.sql import Insert
 from kinfile.engines.merge import carry_over
 from kinfile.errors import ConfigurationError, TransientError
 from kinfile.hashing.digests import is_hash
-from kinfile.jsontext import dumps_report
-from kinfile.jsontext import loads as loads_report
+from kinfile.jsontext import dumps_report, loads_report, pack_report
 from kinfile.models import RELATIONSHIP_PAIRS, FileRecord, IngestItem, Submission
 from kinfile.storage import avterms, migrations, replacing, schema, searchable
 from kinfile.tokens import analysis_id
@@ -117,6 +116,7 @@ class Store:
         self.url = url
         self.engine = create_engine_for(url)
         self.dialect = self.engine.dialect.name
+        self.pack_reports = schema.packs_reports(self.dialect)  # schema.stored_report
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> list[str]:
@@ -307,7 +307,7 @@ class Store:
             if rec is None or item.sha256 in seen:
                 continue
             seen.add(item.sha256)
-            row, side = rec.rows or file_row(rec, now)
+            row, side = rec.rows or file_row(rec, now, self.pack_reports)
             sub = item.submission
             if sub is not None:
                 row = {
@@ -393,7 +393,7 @@ class Store:
         the caller merges the others into the stored reports (:meth:`save`).
         """
         now = int(time.time())
-        return self.insert_rows([file_row(rec, now) for rec in records])
+        return self.insert_rows([file_row(rec, now, self.pack_reports) for rec in records])
 
     def insert_rows(self, rows: Sequence[FileRow_]) -> set[str]:
         """:meth:`insert_files` with the rows already built by :func:`file_row` (e.g. in workers)."""
@@ -406,7 +406,8 @@ class Store:
         """Insert-or-ignore ``files`` rows; side-table rows and type statistics of the new ones."""
         f = schema.files
         statement = self._insert_ignore(f).returning(f.c.sha256, sort_by_parameter_order=True)
-        inserted = {r[0] for r in conn.execute(statement, [row for row, _side in rows])}
+        files = [{**row, "report": schema.stored_report(row["report"], self.dialect)} for row, _side in rows]
+        inserted = {r[0] for r in conn.execute(statement, files)}
         side: dict[str, list[dict[str, Any]]] = {}
         per_type: dict[str, list[int]] = {}
         done: set[str] = set()
@@ -493,7 +494,7 @@ class Store:
             conn.execute(self._insert_ignore(schema.content_pending), [{"sha256": rec.sha256, "queued": now}])
         previous = loads_report(before.report)
         attrs = carry_over(previous, rec.attributes)
-        values = file_values(rec, attrs, now)
+        values = file_values(rec, attrs, now, self.pack_reports)
         self._type_changed(conn, before.type_tag, attrs.get("type_tag"), rec.size)
         values.pop("sha256")
         conn.execute(update(f).where(f.c.sha256 == rec.sha256).values(**values))
@@ -538,7 +539,9 @@ class Store:
                 before = base.report if merged and base is not None else loads_report(previous)
                 attrs = rec.attributes if merged else carry_over(before, rec.attributes)
                 items.append(
-                    replacing.replacement(file_values(rec, attrs, now), attrs, before, previous, terms)
+                    replacing.replacement(
+                        file_values(rec, attrs, now, self.pack_reports), attrs, before, previous, terms
+                    )
                 )
             # in this transaction: every base is the stored report
             replacing.write(self, conn, items, {r.sha256: r.type_tag for r in current})
@@ -593,7 +596,7 @@ class Store:
                     **searchable.file_columns(attrs),
                     "schema_version": rec.schema_version,
                     "downloadable": rec.downloadable,
-                    "report": dumps_report(attrs),
+                    "report": schema.stored_report(dumps_report(attrs), self.dialect),
                     "last_analysis_date": now,
                     "last_modification_date": now,
                     "times_submitted": 1 if sub else 0,
@@ -738,15 +741,15 @@ class Store:
 FileRow_ = tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
 
 
-def file_row(rec: FileRecord, now: int) -> FileRow_:
+def file_row(rec: FileRecord, now: int, pack: bool = False) -> FileRow_:
     """The ``files`` row (no submissions) and side-table values of a new report-only file."""
-    return file_columns(rec, now), searchable.side_rows(rec.attributes, rec.sha256)
+    return file_columns(rec, now, pack), searchable.side_rows(rec.attributes, rec.sha256)
 
 
-def file_columns(rec: FileRecord, now: int) -> dict[str, Any]:
+def file_columns(rec: FileRecord, now: int, pack: bool = False) -> dict[str, Any]:
     """The ``files`` row of a new report-only file: no submissions of kinfile's, so its
     submission columns are the imported report's (``searchable.imported_submissions``)."""
-    return {**file_values(rec, rec.attributes, now), **searchable.imported_submissions(rec.attributes)}
+    return {**file_values(rec, rec.attributes, now, pack), **searchable.imported_submissions(rec.attributes)}
 
 
 def delete_side_rows(conn: Connection, name: str, previous: Mapping[str, Iterable[Any]]) -> None:
@@ -787,8 +790,10 @@ def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ig
     conn.exec_driver_sql(sql, params)
 
 
-def file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, Any]:
-    """The ``files`` row of a report. Dates an imported report brings are kept."""
+def file_values(rec: FileRecord, attrs: dict[str, Any], now: int, pack: bool = False) -> dict[str, Any]:
+    """The ``files`` row of a report. Dates an imported report brings are kept. ``pack``: the
+    report as a SQLite store keeps it (``schema.stored_report``)."""
+    report = dumps_report(attrs)
     return {
         "sha256": rec.sha256,
         "md5": rec.md5,
@@ -797,7 +802,7 @@ def file_values(rec: FileRecord, attrs: dict[str, Any], now: int) -> dict[str, A
         **searchable.file_columns(attrs),
         "schema_version": rec.schema_version,
         "downloadable": rec.downloadable,
-        "report": dumps_report(attrs),
+        "report": pack_report(report) if pack else report,
         "last_analysis_date": _int_or(attrs.get("last_analysis_date"), now),
         "last_modification_date": _int_or(attrs.get("last_modification_date"), now),
     }

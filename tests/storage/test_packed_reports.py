@@ -1,0 +1,120 @@
+"""Stored reports: SQLite keeps a long one compressed (``schema.stored_report``), PostgreSQL
+keeps text. Every reader sees the same report either way, and a store holding both forms (text
+rows written before compression, compressed rows written since) reads, enriches, searches,
+reindexes and deletes both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, select, update
+
+from kinfile import jsontext, search
+from kinfile.importer import Importer
+from kinfile.services import Services
+from kinfile.settings import Settings
+from kinfile.storage import migrations, schema
+from tests.engines.helpers import VT_DIR
+
+V3 = json.loads((VT_DIR / "vt_v3_file_report_rtf.json").read_text())["data"]
+LABELS = [json.loads(line) for line in (VT_DIR / "av_labels_500.jsonl").read_text().splitlines()[:40]]
+
+
+@pytest.fixture
+def services(backend_settings: Settings) -> Iterator[Services]:
+    found = Services(backend_settings)
+    yield found
+    found.store.close()
+
+
+def _raw(conn: Connection, sha256s: list[str] | None = None) -> dict[str, Any]:
+    f = schema.files
+    query = select(f.c.sha256, f.c.report)
+    if sha256s is not None:
+        query = query.where(f.c.sha256.in_(sha256s))
+    return dict(conn.execute(query).tuples().all())
+
+
+def _hits(services: Services, query: str) -> list[str]:
+    return sorted(h.sha256 for h in search.search(services, query, None, 300).hits)
+
+
+def test_pack_report_compresses_long_texts_only() -> None:
+    short = jsontext.dumps_report({"size": 1})
+    assert jsontext.pack_report(short) == short
+    text = jsontext.dumps_report(V3["attributes"])
+    packed = jsontext.pack_report(text)
+    assert isinstance(packed, bytes) and len(packed) * 3 < len(text.encode())
+    assert jsontext.unpack_report(packed) == text and jsontext.unpack_report(text) == text
+    assert jsontext.loads_report(packed) == jsontext.loads_report(text) == json.loads(text)
+    odd = jsontext.dumps_report({"label": "caf\u00e9 \ud800 \x00", "big": 2**70, **V3["attributes"]})
+    assert jsontext.loads_report(jsontext.pack_report(odd)) == json.loads(odd)  # json's fallbacks
+    with pytest.raises(ValueError, match="not a zstd frame"):
+        jsontext.loads_report(b"x\x9c" + packed[2:])  # damaged bytes: a clear error
+
+
+def test_sqlite_keeps_long_reports_compressed_postgresql_text(services: Services) -> None:
+    store = services.store
+    summary = Importer(store, "t").import_lines([json.dumps(V3), *map(json.dumps, LABELS)])
+    assert summary.created == 1 + len(LABELS) and summary.failed == 0
+    with store.engine.connect() as conn:
+        raw = _raw(conn)
+    kind = bytes if store.dialect == "sqlite" else str
+    assert {type(value) for value in raw.values()} == {kind}
+    reports = store.get_reports(list(raw))
+    for sha256, value in raw.items():
+        assert reports[sha256].report == json.loads(jsontext.unpack_report(value))
+    served = services.file_attributes(services.get_file(V3["id"]))
+    assert served["last_analysis_results"] == V3["attributes"]["last_analysis_results"]
+    assert served["trid"] == V3["attributes"]["trid"]
+
+
+def test_a_store_holding_both_forms(services: Services) -> None:
+    """Rows written as text (before compression) next to compressed ones: enrichment (its
+    compare-and-swap on the stored value), search, reindex and deletion see both alike."""
+    store = services.store
+    Importer(store, "t").import_lines(map(json.dumps, LABELS))
+    shas = [line["sha256"] for line in LABELS]
+    old = shas[::2]  # these rows as an older kinfile wrote them: JSON text
+    f = schema.files
+    with store.writing() as conn:
+        for sha256, value in _raw(conn, old).items():
+            conn.execute(update(f).where(f.c.sha256 == sha256).values(report=jsontext.unpack_report(value)))
+    with store.engine.connect() as conn:
+        assert all(isinstance(v, str) for v in _raw(conn, old).values())
+    engine, label = LABELS[0]["av_labels"][0]
+    word = "kinfilepackedword"
+    assert _hits(services, f"engines:{word}") == []
+    newer = [
+        {**line, "av_labels": [[e, f"{word}.{i}" if e == engine else lab] for e, lab in line["av_labels"]]}
+        for i, line in enumerate(LABELS)
+    ]
+    summary = Importer(store, "t", jobs=1).import_lines(map(json.dumps, newer))
+    assert (summary.enriched, summary.failed) == (len(LABELS), 0)
+    having = sorted(line["sha256"] for line in LABELS if any(e == engine for e, _l in line["av_labels"]))
+    assert _hits(services, f"engines:{word}") == having
+    key = engine.lower().replace(" ", "")
+    assert _hits(services, f"{key}:{word}") == having
+    kind = bytes if store.dialect == "sqlite" else str
+    with store.engine.connect() as conn:
+        assert {type(v) for v in _raw(conn).values()} == {kind}  # rewritten in the store's form
+    for sha256, stored in store.get_reports(shas).items():
+        result = stored.report["last_analysis_results"].get(engine) or {}
+        assert str(result.get("result")).startswith(word) == (sha256 in having)
+    # a reindex reads both forms (a text row again, to have both)
+    with store.writing() as conn:
+        for sha256, value in _raw(conn, old).items():
+            conn.execute(update(f).where(f.c.sha256 == sha256).values(report=jsontext.unpack_report(value)))
+        batches = list(migrations._stored_reports(conn, '"last_analysis_results"'))
+        assert sorted(sha for rows in batches for sha, _a in rows) == sorted(shas)
+        nowhere = migrations._stored_reports(conn, '"no-such-key-anywhere"')
+        assert not [row for rows in nowhere for row in rows]
+        migrations.rebuild_detection_index(conn)
+        migrations.rebuild_have(conn)
+    assert _hits(services, f"engines:{word}") == having
+    assert _hits(services, "have:last_analysis_results") == sorted(shas)
+    assert services.delete_files(shas[:4]) == sorted(shas[:4])
+    assert _hits(services, f"engines:{word}") == sorted(set(having) - set(shas[:4]))
