@@ -212,3 +212,26 @@ def test_parallel_import_matches_serial(tmp_path: Any) -> None:
         attrs.pop("last_modification_date")  # the import's own clock
         results.append(attrs)
     assert results[0] == results[1]
+
+
+def test_the_cycle_collector_is_paused_only_while_a_batch_is_prepared() -> None:
+    """importer.paused_gc: off inside, back on after (also after an error), left off if it was."""
+    import gc
+
+    from kinfile.importer import paused_gc, prepare_values
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        assert not gc.isenabled()
+        raise RuntimeError("a failed batch")
+    assert gc.isenabled()
+    line = json.dumps({"sha256": "b" * 64, "av_labels": [["Kaspersky", "Trojan.Win32.Agent.x"]]})
+    [(_number, prepared)] = prepare_values([(1, line)], "t", None, True)
+    assert not isinstance(prepared, str) and gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # a caller's own choice stands
+    finally:
+        gc.enable()
