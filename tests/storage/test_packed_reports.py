@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from kinfile.importer import Importer
 from kinfile.services import Services
 from kinfile.settings import Settings
 from kinfile.storage import migrations, schema
+from kinfile.storage.store import Store
 from tests.engines.helpers import VT_DIR
 
 V3 = json.loads((VT_DIR / "vt_v3_file_report_rtf.json").read_text())["data"]
@@ -36,6 +38,11 @@ def _raw(conn: Connection, sha256s: list[str] | None = None) -> dict[str, Any]:
     if sha256s is not None:
         query = query.where(f.c.sha256.in_(sha256s))
     return dict(conn.execute(query).tuples().all())
+
+
+def _bytes(path: Path) -> int:
+    """A SQLite database's bytes on disk, its write-ahead log included."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.is_file())
 
 
 def _hits(services: Services, query: str) -> list[str]:
@@ -118,3 +125,41 @@ def test_a_store_holding_both_forms(services: Services) -> None:
     assert _hits(services, "have:last_analysis_results") == sorted(shas)
     assert services.delete_files(shas[:4]) == sorted(shas[:4])
     assert _hits(services, f"engines:{word}") == sorted(set(having) - set(shas[:4]))
+
+
+def test_kinfile_compact_compresses_a_store_written_as_text(tmp_path: Path, db_url: str) -> None:
+    """``kinfile compact``: the text reports of an older store compressed, the file smaller
+    after VACUUM, every report and search answer the same; again: nothing left to do."""
+    from tests.cli.test_ingest_cli import run
+
+    home = tmp_path / "home"
+    lines = tmp_path / "labels.jsonl"
+    lines.write_text("\n".join(map(json.dumps, [V3, *LABELS])))
+    assert run(home, "import-vt", str(lines), db=db_url)[0] == 0
+    store = Store(db_url)
+    f = schema.files
+    with store.writing() as conn:  # as a store written before compression holds them
+        for sha256, value in _raw(conn).items():
+            conn.execute(update(f).where(f.c.sha256 == sha256).values(report=jsontext.unpack_report(value)))
+        reports = {sha256: jsontext.loads_report(value) for sha256, value in _raw(conn).items()}
+    store.close()
+    code, before, _err = run(home, "search", "engines:trojan", db=db_url)
+    assert code == 0 and len(json.loads(before)) > 5
+    path = Path(db_url.split("///", 1)[1]) if db_url.startswith("sqlite") else None
+    size = _bytes(path) if path else 0
+    code, out, _err = run(home, "compact", db=db_url)
+    assert code == 0, out
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        after = _raw(conn)
+    store.close()
+    assert {sha: jsontext.loads_report(value) for sha, value in after.items()} == reports
+    if path is None:
+        assert out.startswith("nothing to do: postgresql")
+        assert {type(value) for value in after.values()} == {str}
+        return
+    assert out.startswith(f"compressed {len(reports)} reports: ") and "VACUUM gave back" in out
+    assert {type(value) for value in after.values()} == {bytes}
+    assert _bytes(path) < size * 0.6
+    assert run(home, "search", "engines:trojan", db=db_url)[1] == before
+    assert run(home, "compact", "--no-vacuum", db=db_url)[1].startswith("compressed 0 reports")

@@ -1,10 +1,11 @@
-"""Administrative commands: config, apikey, migrate, reindex, show, reanalyse."""
+"""Administrative commands: config, apikey, migrate, reindex, compact, show, reanalyse."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 from tqdm import tqdm
@@ -94,6 +95,57 @@ def reindex(ctx: click.Context, detections: bool, have: bool) -> None:
     done = [name for name, chosen in (("detection words", detections), ("have: rows", have)) if chosen]
     click.echo(f"rebuilt {' and '.join(done) or 'nothing'} in {time.perf_counter() - started:.1f} s")
     store.close()
+
+
+@click.command()
+@click.option(
+    "--vacuum/--no-vacuum",
+    default=True,
+    help="Give the freed space back to the file system (VACUUM rewrites the database file and "
+    "needs as much free disk as it takes).",
+)
+@click.pass_context
+def compact(ctx: click.Context, vacuum: bool) -> None:
+    """SQLite: compress the reports a store keeps as JSON text (stores written before reports
+    were compressed; new reports are compressed as they are written), then VACUUM. Safe while
+    kinfile runs: one short transaction per 500 reports (VACUUM waits for the writers)."""
+    store = Store(settings_from(ctx).db)
+    store.migrate()
+    if store.dialect != "sqlite":
+        click.echo(f"nothing to do: {store.dialect} compresses stored reports itself")
+        store.close()
+        return
+    started = time.perf_counter()
+    with store.engine.connect() as conn:
+        total = migrations.text_reports(conn)
+    rewritten = before = after = 0
+    last: str | None = ""
+    with tqdm(total=total, unit="report", disable=None, file=sys.stderr) as bar:
+        while last is not None:
+            with store.writing() as conn:
+                done = migrations.compact_reports(conn, last)
+            last = done.last
+            rewritten, before, after = rewritten + done.rewritten, before + done.before, after + done.after
+            bar.update(done.examined)
+    message = f"compressed {rewritten:,} reports: {before / 1e6:,.1f} MB of JSON -> {after / 1e6:,.1f} MB"
+    if vacuum:
+        size = _database_bytes(store)
+        raw = store.engine.raw_connection()  # outside any transaction, as VACUUM must be
+        try:
+            raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        message += f"; VACUUM gave back {(size - _database_bytes(store)) / 1e6:,.1f} MB"
+    click.echo(f"{message} in {time.perf_counter() - started:.1f} s")
+    store.close()
+
+
+def _database_bytes(store: Store) -> int:
+    """The size of a SQLite store's files: the database and its write-ahead log."""
+    path = Path(store.engine.url.database or "")
+    files = (path, path.with_name(path.name + "-wal"))
+    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 @click.command()

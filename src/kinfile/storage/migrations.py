@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Column,
@@ -368,3 +368,47 @@ def migrate(engine: Engine) -> list[str]:
         logger.info("applied migration %s", name)
         ran.append(name)
     return ran
+
+
+class Compacted(NamedTuple):
+    """One batch of :func:`compact_reports`: the last sha256 examined (``None``: no more), the
+    text reports examined and those rewritten compressed, with their bytes before and after."""
+
+    last: str | None
+    examined: int
+    rewritten: int
+    before: int
+    after: int
+
+
+def compact_reports(conn: Connection, after: str = "", batch: int = 500) -> Compacted:
+    """SQLite: one batch of reports kept as JSON text (written before kinfile compressed them)
+    stored compressed (``schema.stored_report``), in sha256 order from ``after``; short ones
+    stay text. Only the ``report`` column changes: an import that computed a replacement
+    from the text sees its base changed and merges again (replacing.apply)."""
+    f = schema.files
+    if not schema.packs_reports(conn.dialect.name):
+        return Compacted(None, 0, 0, 0, 0)
+    rows = conn.execute(
+        select(f.c.sha256, f.c.report)
+        .where(f.c.sha256 > after, func.typeof(f.c.report) == "text")
+        .order_by(f.c.sha256)
+        .limit(batch)
+    ).all()
+    if not rows:
+        return Compacted(None, 0, 0, 0, 0)
+    packed = [(sha256, text, schema.stored_report(text, conn.dialect.name)) for sha256, text in rows]
+    changed = [(sha256, text, value) for sha256, text, value in packed if isinstance(value, bytes)]
+    updates = [{"b_sha256": sha256, "report": value} for sha256, _text, value in changed]
+    if updates:
+        conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
+    before = sum(len(text.encode("utf-8", "surrogatepass")) for _sha, text, _value in changed)
+    return Compacted(rows[-1][0], len(rows), len(updates), before, sum(len(u["report"]) for u in updates))
+
+
+def text_reports(conn: Connection) -> int:
+    """SQLite: how many stored reports are kept as JSON text (short ones stay text)."""
+    f = schema.files
+    if not schema.packs_reports(conn.dialect.name):
+        return 0
+    return int(conn.execute(select(func.count()).where(func.typeof(f.c.report) == "text")).scalar() or 0)
