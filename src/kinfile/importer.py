@@ -13,13 +13,15 @@ A report creates a report-only file (``downloadable: false``) or enriches a stor
 imported attributes never replace what kinfile computed, their source is recorded in the
 ``imported`` map, and imported engine results merge with the local engines' (engines/merge.py).
 Malformed lines are reported with their line numbers and skipped; the rest still imports.
-Writes go in batches of :data:`BATCH` reports per transaction; while every report of a run is
-new (a first or bulk import), the batches grow to :data:`BULK_BATCH` (storage/bulk.py: the
-rows of a batch are expanded by the database from one JSON document per table, and larger
-batches fill the B-trees in key order). A report for a stored file is merged where it is
-parsed (a worker process with ``--jobs``), into a replacement (storage/replacing.py) the writer
-writes while the stored report it was merged onto is unchanged, and merges again otherwise. A
-batch is one transaction: after a crash each report is either fully searchable or absent.
+Writes go in batches of :data:`BULK_BATCH` reports per transaction while every report is for a
+new file (a first or bulk import: storage/bulk.py expands a batch's rows in the database from
+one JSON document per table; larger batches fill the B-trees in key order, and as a store grows
+each transaction dirties pages all over its sha256-keyed indexes, so fewer transactions write
+less), and of :data:`BATCH` once a batch holds a report for a stored file. A report for a
+stored file is merged where it is parsed (a worker process with ``--jobs``), into a replacement
+(storage/replacing.py) the writer writes while the stored report it was merged onto is
+unchanged, and merges again otherwise. A batch is one transaction: after a crash each report is
+either fully searchable or absent.
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ class Importer:
         self.store = store
         self.source = source
         self.jobs = jobs
-        self.batch = BATCH
+        self.batch = BULK_BATCH  # new files only; BATCH once a write found stored ones
         self.terms = avterms.uses_terms(store.dialect)  # detection words as avterms documents
 
     def import_lines(
@@ -388,6 +390,7 @@ class Importer:
         else:
             parsed = self._prepared(_chunks(stream, BATCH))
         batch: dict[str, Prepared] = {}
+        enriching = False  # the batch holds a report for a stored file: written at BATCH
         last_line = 0
         try:
             for number, outcome in parsed:
@@ -398,9 +401,12 @@ class Importer:
                 for prepared in outcome:
                     if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
                         self._flush(batch, summary)
+                        enriching = False
                     batch[prepared.sha256] = prepared
-                if len(batch) >= self.batch:
+                    enriching = enriching or prepared.new is None
+                if len(batch) >= (BATCH if enriching else self.batch):
                     self._flush(batch, summary)
+                    enriching = False
             self._flush(batch, summary)
         finally:  # a failed write: stop the workers here, not when (and where) the GC runs
             if isinstance(parsed, Generator):
@@ -459,7 +465,7 @@ class Importer:
         self.store.replace_reports(items, [existing[sha] for sha in enriched])
         # all new: a bulk import, where larger transactions write faster; else back to BATCH
         bulk = len(inserted) == total
-        self.batch = min(self.batch * 2, BULK_BATCH) if bulk else BATCH
+        self.batch = BULK_BATCH if bulk else BATCH
         summary.reports += total
         summary.created += len(inserted)
         summary.enriched += len(items) + len(replaced)

@@ -182,7 +182,7 @@ def test_bulk_import_search_answers_equal_the_store_path(tmp_path: Any) -> None:
     importer = Importer(bulk_side.store, "test")
     summary = importer.import_lines([*lines[:1200], "[1, 2", *lines[1200:]], "in")
     assert (summary.created, summary.failed, summary.errors[0][1]) == (2400, 1, 1201)
-    assert importer.batch > 1000  # all new: the batches grew
+    assert importer.batch > 1000  # all new: bulk batches
     store_side = Services(load_settings({"home": str(tmp_path / "store")}, env={}))
     parsed = [merge_report(None, parse_record(json.loads(line))[0], "test") for line in lines]
     store_side.store.insert_files(parsed)
@@ -260,4 +260,32 @@ def test_enrich_rewrites_only_changed_side_tables(db_url: str) -> None:
     expected = _expected_contents(store, searchable.side_rows(store.get_reports([sha])[sha].report, sha))
     for name, rows in expected.items():
         assert after[name] == rows, name
+    store.close()
+
+
+def test_new_files_go_in_bulk_transactions_stored_ones_in_small(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of new files only is written at BULK_BATCH (as a store grows, fewer transactions
+    dirty fewer index pages); once a batch holds a report for a stored file, at BATCH."""
+    from kinfile import importer as module
+
+    monkeypatch.setattr(module, "BATCH", 100)
+    monkeypatch.setattr(module, "BULK_BATCH", 400)
+    sizes: list[int] = []
+    write = module.Importer._write
+
+    def recorded(self: Any, batch: dict[str, Any], summary: Any) -> None:
+        sizes.append(len(batch))
+        write(self, batch, summary)
+
+    monkeypatch.setattr(module.Importer, "_write", recorded)
+    lines = AV_LINES.read_text().splitlines()  # 500 new files
+    store = Store(db_url)
+    store.migrate()
+    summary = module.Importer(store, "t").import_lines(lines)
+    assert (summary.created, sizes) == (500, [400, 100])
+    sizes.clear()
+    again = module.Importer(store, "t").import_lines(lines[:250])  # stored: enriched
+    assert (again.enriched, sizes) == (250, [100, 100, 50])
     store.close()
