@@ -45,14 +45,14 @@ from kinfile.storage.store import Store
 CHUNK = 1000
 
 
-def cpu_ms(count: int, work: Callable[[], Any]) -> float:
-    """CPU milliseconds per item of ``work()`` over ``count`` items, with the cycle collector
-    paused as the importer pauses it (importer.paused_gc)."""
+def cpu(work: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU milliseconds of ``work()`` and its result, with the cycle collector paused as the
+    importer pauses it (importer.paused_gc)."""
     gc.collect()
     with paused_gc():
         started = time.process_time()
-        work()
-        return (time.process_time() - started) * 1e3 / count
+        out = work()
+        return (time.process_time() - started) * 1e3, out
 
 
 def write_ms(files: list[NewFile]) -> tuple[float, float]:
@@ -60,24 +60,20 @@ def write_ms(files: list[NewFile]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/b.db")
         store.migrate()
-        ms = cpu_ms(
-            len(files),
-            lambda: [bulk.write_new(store, files[i : i + 10_000]) for i in range(0, len(files), 10_000)],
+        ms, _out = cpu(
+            lambda: [bulk.write_new(store, files[i : i + 10_000]) for i in range(0, len(files), 10_000)]
         )
         store.close()
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
-    return ms, size
+    return ms / len(files), size
 
 
 def stages(chunk: list[tuple[int, str]], spent: dict[str, float]) -> list[NewFile]:
     """Time each stage on one chunk, as a worker and the writer meet it (adds CPU ms to ``spent``)."""
 
     def timed(name: str, work: Callable[[], Any]) -> Any:
-        gc.collect()
-        with paused_gc():
-            started = time.process_time()
-            out = work()
-            spent[name] = spent.get(name, 0.0) + (time.process_time() - started) * 1e3
+        ms, out = cpu(work)
+        spent[name] = spent.get(name, 0.0) + ms
         return out
 
     timed("parse (loads_line)", lambda: [jsontext.loads_line(line) for _n, line in chunk])

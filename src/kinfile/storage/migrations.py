@@ -397,12 +397,11 @@ def compact_reports(conn: Connection, after: str = "", batch: int = 500) -> Comp
     ).all()
     if not rows:
         return Compacted(None, 0, 0, 0, 0)
-    packed = [(sha256, text, schema.stored_report(text, conn.dialect.name)) for sha256, text in rows]
-    changed = [(sha256, text, value) for sha256, text, value in packed if isinstance(value, bytes)]
-    updates = [{"b_sha256": sha256, "report": value} for sha256, _text, value in changed]
+    long = [(sha256, text) for sha256, text in rows if len(text) >= jsontext.PACK_FROM]
+    updates = [{"b_sha256": sha256, "report": jsontext.pack_report(text)} for sha256, text in long]
     if updates:
         conn.execute(update(f).where(f.c.sha256 == bindparam("b_sha256")), updates)
-    before = sum(len(text.encode("utf-8", "surrogatepass")) for _sha, text, _value in changed)
+    before = sum(len(text.encode("utf-8", "surrogatepass")) for _sha, text in long)
     return Compacted(rows[-1][0], len(rows), len(updates), before, sum(len(u["report"]) for u in updates))
 
 

@@ -66,13 +66,11 @@ def packs_reports(dialect: str) -> bool:
 
 
 def stored_report(value: str | bytes, dialect: str) -> str | bytes:
-    """A ``files.report`` value as the database ``dialect`` keeps it. SQLite: the JSON text,
-    compressed from ``jsontext.PACK_FROM`` characters on (a BLOB in the TEXT column: a report of
-    VirusTotal's ~70 engine results shrinks from ~6 KB to ~1.3 KB and is written faster);
-    PostgreSQL: the text (it compresses long values itself, TOAST)."""
-    if packs_reports(dialect):
-        return jsontext.pack_report(value) if isinstance(value, str) else value
-    return value if isinstance(value, str) else jsontext.unpack_report(value)
+    """A ``files.report`` value (JSON text, or already packed) as the database ``dialect`` keeps
+    it. SQLite: compressed from ``jsontext.PACK_FROM`` characters on (a BLOB in the TEXT column:
+    a report of VirusTotal's ~70 engine results shrinks from ~6 KB to ~1.3 KB and is written
+    faster); PostgreSQL: the text (it compresses long values itself, TOAST)."""
+    return jsontext.pack_report(value) if packs_reports(dialect) and isinstance(value, str) else value
 
 
 Index("ix_files_md5", files.c.md5)
