@@ -31,7 +31,9 @@ import gc
 import itertools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,23 +331,36 @@ def _v3_value(rec: ImportedReport) -> dict[str, Any]:
     return {"type": "file", "id": rec.sha256, "attributes": attrs}
 
 
-def _numbered(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str | bytes]]:
-    """Non-empty raw lines with their numbers."""
-    return ((number, raw) for number, raw in enumerate(lines, 1) if raw.strip())
+_STORES: dict[str, Store] = {}  # a worker process's read connections, per database
 
 
-def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    """``items`` ``size`` at a time (itertools.batched, Python 3.12)."""
-    while chunk := list(itertools.islice(items, size)):
+def _prepare_chunk(args: tuple[list[tuple[int, Any]], str, str]) -> list[tuple[int, list[Prepared] | str]]:
+    chunk, source, url = args
+    store = _STORES.get(url)
+    if store is None:
+        store = _STORES[url] = Store(url)
+    return prepare_values(chunk, source, None, avterms.uses_terms(store.dialect), store.get_reports)
+
+
+def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, Any]]]:
+    """Non-empty raw lines with their numbers, ``size`` at a time."""
+    chunk: list[tuple[int, Any]] = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        chunk.append((number, raw))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
         yield chunk
 
 
 class Importer:
     """Imports JSON lines into a store, :data:`BATCH` (up to :data:`BULK_BATCH`) reports per transaction.
 
-    With ``jobs > 1`` (and more than one :data:`BATCH` of lines) worker processes import chunks
-    of lines, each parsed, prepared and written by one worker, in input order
-    (kinfile/import_parallel.py); this process only reads the input and adds up the summaries.
+    With ``jobs > 1`` worker processes parse the lines and compute the new reports (AVClass
+    included); this process only merges with stored reports and writes.
     """
 
     def __init__(self, store: Store, source: str = "import", jobs: int = 1) -> None:
@@ -369,63 +384,58 @@ class Importer:
         document = bool(head) and not _is_json(head[-1]) and head[-1].lstrip()[:1] in ("{", "[", b"{", b"[")
         stream = itertools.chain(head, iterator)
         if document:
-            last_line = self.write_outcomes(
-                prepare_values(
-                    list(iter_values(stream)), self.source, None, self.terms, self.store.get_reports
-                ),
-                where,
-                summary,
+            parsed: Iterable[tuple[int, list[Prepared] | str]] = prepare_values(
+                list(iter_values(stream)), self.source, None, self.terms, self.store.get_reports
             )
         else:
-            last_line = self._import_lines(_numbered(stream), where, summary)
+            parsed = self._prepared(_chunks(stream, BATCH))
+        batch: dict[str, Prepared] = {}
+        enriching = False  # the batch holds a report for a stored file: written at BATCH
+        last_line = 0
+        try:
+            for number, outcome in parsed:
+                last_line = max(last_line, number)
+                if isinstance(outcome, str):
+                    summary.error(where, number, outcome)
+                    continue
+                for prepared in outcome:
+                    if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
+                        self._flush(batch, summary)
+                        enriching = False
+                    batch[prepared.sha256] = prepared
+                    enriching = enriching or prepared.new is None
+                if len(batch) >= (BATCH if enriching else self.batch):
+                    self._flush(batch, summary)
+                    enriching = False
+            self._flush(batch, summary)
+        finally:  # a failed write: stop the workers here, not when (and where) the GC runs
+            if isinstance(parsed, Generator):
+                parsed.close()
         summary.lines += last_line
         summary.seconds += time.perf_counter() - started
         return summary
 
-    def _import_lines(self, numbered: Iterator[tuple[int, Any]], where: str, summary: ImportSummary) -> int:
-        chunks = _batched(numbered, BATCH)
-        head = list(itertools.islice(chunks, 2))
-        if self.jobs > 1 and len(head) == 2:  # small inputs are not worth starting processes
-            from kinfile import import_parallel  # (it imports this module)
-
-            lines = itertools.chain(
-                itertools.chain.from_iterable(head), itertools.chain.from_iterable(chunks)
-            )
-            return import_parallel.import_lines(self, lines, where, summary)
-        outcomes = (
-            outcome
-            for chunk in itertools.chain(head, chunks)
-            for outcome in prepare_values(chunk, self.source, None, self.terms, self.store.get_reports)
-        )
+    def _prepared(
+        self, chunks: Iterator[list[tuple[int, Any]]]
+    ) -> Iterator[tuple[int, list[Prepared] | str]]:
+        first = next(chunks, None)
+        second = next(chunks, None)
+        if self.jobs <= 1 or second is None:  # small inputs are not worth starting processes
+            for chunk in itertools.chain([first] if first else [], [second] if second else [], chunks):
+                yield from prepare_values(chunk, self.source, None, self.terms, self.store.get_reports)
+            return
+        pool = ProcessPoolExecutor(max_workers=self.jobs)
         try:
-            return self.write_outcomes(outcomes, where, summary)
+            inflight: deque[Future[list[tuple[int, list[Prepared] | str]]]] = deque()
+            for chunk in itertools.chain([first or [], second], chunks):
+                inflight.append(pool.submit(_prepare_chunk, (chunk, self.source, self.store.url)))
+                # enough chunks ahead that the workers go on while a bulk batch is written
+                if len(inflight) >= self.jobs * 2 + BULK_BATCH // BATCH:
+                    yield from inflight.popleft().result()
+            while inflight:
+                yield from inflight.popleft().result()
         finally:
-            outcomes.close()
-
-    def write_outcomes(
-        self, outcomes: Iterable[tuple[int, list[Prepared] | str]], where: str, summary: ImportSummary
-    ) -> int:
-        """Write prepared reports (:func:`prepare_values`' output, in input order) in batches; errors
-        go to ``summary``. Returns the last line number seen."""
-        batch: dict[str, Prepared] = {}
-        enriching = False  # the batch holds a report for a stored file: written at BATCH
-        last_line = 0
-        for number, outcome in outcomes:
-            last_line = max(last_line, number)
-            if isinstance(outcome, str):
-                summary.error(where, number, outcome)
-                continue
-            for prepared in outcome:
-                if prepared.sha256 in batch:  # the same file twice in one batch: write the first now
-                    self._flush(batch, summary)
-                    enriching = False
-                batch[prepared.sha256] = prepared
-                enriching = enriching or prepared.new is None
-            if len(batch) >= (BATCH if enriching else self.batch):
-                self._flush(batch, summary)
-                enriching = False
-        self._flush(batch, summary)
-        return last_line
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush(self, batch: dict[str, Prepared], summary: ImportSummary) -> None:
         if not batch:
