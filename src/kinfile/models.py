@@ -13,6 +13,9 @@ re-runs analysis on stored bytes for files whose report is older.
 
 2: ``vhash`` (issue 7)."""
 
+INTERNAL_KEYS = frozenset({"analysis_seconds", "verdict_sources"})
+"""Report keys kinfile keeps for itself: never served in ``attributes``, never a ``have:`` value."""
+
 # Parent -> child relationship name and its reverse (child -> parent).
 RELATIONSHIP_PAIRS: dict[str, str] = {
     "bundled_files": "compressed_parents",

@@ -17,7 +17,7 @@ from kinfile.engines.base import empty_stats
 from kinfile.errors import BadRequestError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
 from kinfile.hashing.digests import is_hash
 from kinfile.ingest import build_items, limits_from
-from kinfile.models import Submission
+from kinfile.models import INTERNAL_KEYS, Submission
 from kinfile.settings import Settings
 from kinfile.storage import content_queue, deletion
 from kinfile.storage.blobs import BlobStore
@@ -27,7 +27,6 @@ from kinfile.verdicts import Verdicts
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_KEYS = ("analysis_seconds", "verdict_sources")
 SUBMISSION_KEYS = frozenset(
     {"first_submission_date", "last_submission_date", "times_submitted", "unique_sources", "meaningful_name"}
 )

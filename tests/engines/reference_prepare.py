@@ -163,7 +163,8 @@ HAVE_DERIVED: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 
 def extract_have(attrs: dict[str, Any]) -> set[str]:
-    present = {k for k, v in attrs.items() if v not in (None, "", [], {}) and k != "analysis_seconds"}
+    internal = ("analysis_seconds", "verdict_sources")  # never served
+    present = {k for k, v in attrs.items() if v not in (None, "", [], {}) and k not in internal}
     present |= {name for name, test in HAVE_DERIVED.items() if test(attrs)}
     return {p.lower()[:512] for p in present}
 

@@ -98,3 +98,25 @@ def test_0010_upgrades_an_older_table(db_url: str) -> None:
     with store.engine.connect() as conn:
         assert "ix_file_have_sha256" not in {i["name"] for i in sa.inspect(conn).get_indexes("file_have")}
     store.close()
+
+
+def test_0015_drops_the_internal_keys_rows(db_url: str) -> None:
+    """``have:`` holds served attributes only: ``verdict_sources`` (kinfile's own bookkeeping,
+    never served) is no value, and 0015 removes the rows an older import wrote."""
+    store = Store(db_url)
+    store.migrate()
+    assert Importer(store, "test").import_lines(LABELS.read_text().splitlines()[:20]).created == 20
+    values = {v for v, _s in _rows(store)}
+    assert "verdict_sources" not in values and {"imported", "last_analysis_results"} <= values
+    expected = _expected(store)
+    shas = sorted({s for _v, s in expected})
+    with store.engine.begin() as conn:  # as an import before 0015 left it
+        conn.execute(schema.file_have.insert(), [{"value": "verdict_sources", "sha256": s} for s in shas])
+        conn.execute(
+            schema.schema_migrations.delete().where(
+                schema.schema_migrations.c.name == "0015_have_served_keys_only"
+            )
+        )
+    assert migrations.migrate(store.engine) == ["0015_have_served_keys_only"]
+    assert _rows(store) == expected
+    store.close()

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
 from kinfile import jsontext
+from kinfile.models import INTERNAL_KEYS
 from kinfile.storage import avterms, schema, searchable
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,13 @@ def _imported_submissions(conn: Connection) -> None:
                 conn.execute(grams, trigrams)
 
 
+def _have_served_keys_only(conn: Connection) -> None:
+    """0015: ``have:`` values are served attributes only: the rows of kinfile's internal report
+    keys (``verdict_sources``, one per file with verdicts) go (searchable.extract_have)."""
+    have = schema.file_have
+    conn.execute(have.delete().where(have.c.value.in_(sorted(INTERNAL_KEYS))))
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_search", _search),
@@ -344,6 +352,7 @@ MIGRATIONS: list[Migration] = [
     ("0012_words_in_key_order", _words_in_key_order),
     ("0013_storable_values", _storable_values),
     ("0014_imported_submissions", _imported_submissions),
+    ("0015_have_served_keys_only", _have_served_keys_only),
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Integer, String
 
 from kinfile.jsontext import storable
+from kinfile.models import INTERNAL_KEYS
 from kinfile.storage import schema
 
 MAX_VALUE = 512
@@ -231,9 +232,10 @@ _EMPTY: tuple[Any, ...] = (None, "", [], {})
 
 
 def extract_have(attrs: dict[str, Any]) -> set[str]:
-    """``have:`` values: every non-empty attribute (lower-case, cut), the non-empty pe_info parts
-    of :data:`HAVE_PE`, ``ep`` (an entry point) and ``signature`` (signature_info)."""
-    keys = [k for k, v in attrs.items() if v not in _EMPTY and k != "analysis_seconds"]
+    """``have:`` values: every non-empty attribute served (lower-case, cut; not kinfile's own
+    :data:`~kinfile.models.INTERNAL_KEYS`), the non-empty pe_info parts of :data:`HAVE_PE`, ``ep``
+    (an entry point) and ``signature`` (signature_info)."""
+    keys = [k for k, v in attrs.items() if v not in _EMPTY and k not in INTERNAL_KEYS]
     joined = "".join(keys)
     if not joined.isascii() or "\x00" in joined:  # rare: make each key storable
         keys = [storable(k) for k in keys]
