@@ -193,17 +193,12 @@ def _replace_word_rows(
     conn: Connection, old: Sequence[Mapping[str, str]], new: Sequence[Mapping[str, str]]
 ) -> None:
     """PostgreSQL: rows that changed, deleted by primary key (no sha256 index)."""
-    from kinfile.storage.store import insert_many
+    from kinfile.storage.store import delete_keys, insert_many
 
     keep = {(r["sha256"], r["value"], r["engines"]) for r in old}
     fresh = {(r["sha256"], r["value"], r["engines"]) for r in new}
     table = schema.file_av_words
-    gone = [{"b_sha256": s, "b_value": v} for s, v, _e in sorted(keep - fresh)]
-    if gone:
-        by_key = sa.delete(table).where(
-            table.c.sha256 == sa.bindparam("b_sha256"), table.c.value == sa.bindparam("b_value")
-        )
-        conn.execute(by_key, gone)
+    delete_keys(conn, table, sorted((v, s) for s, v, _e in keep - fresh))
     insert_many(conn, table, [dict(r) for r in new if (r["sha256"], r["value"], r["engines"]) not in keep])
 
 

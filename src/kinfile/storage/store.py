@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Insert
@@ -776,20 +776,52 @@ def delete_side_rows(conn: Connection, name: str, previous: Mapping[str, Iterabl
         conn.execute(delete(table).where(table.c.sha256.in_(sorted(previous))))
         return
     keys = sorted((value, sha256) for sha256, values in previous.items() for value in values)
-    if keys:
-        by_key = delete(table).where(
-            table.c.value == bindparam("b_value"), table.c.sha256 == bindparam("b_sha256")
+    delete_keys(conn, table, keys)
+
+
+def delete_keys(conn: Connection, table: Any, keys: Sequence[tuple[Any, str]]) -> None:
+    """Delete the rows of a ``(value, sha256)``-keyed text table by key. PostgreSQL: one statement
+    over a JSON list of the keys (a key per executemany row cost ~30 µs of driver time: an update of 3,000
+    label reports spent 5.8 ms a report deleting its ~30 old detection words); SQLite: the
+    driver's executemany (each row a B-tree probe of its own)."""
+    if not keys:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                f"DELETE FROM {table.name} WHERE (value, sha256) IN "
+                "(SELECT k->>0, k->>1 FROM json_array_elements(CAST(:keys AS json)) AS k)"
+            ),
+            {"keys": json.dumps(keys, separators=(",", ":"))},
         )
-        conn.execute(by_key, [{"b_value": value, "b_sha256": sha256} for value, sha256 in keys])
+        return
+    conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE value = ? AND sha256 = ?", list(keys))
+
+
+_JSON_PLAIN = (str, int)  # values a JSON document carries exactly to a text or integer column
 
 
 def insert_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], ignore: bool = False) -> None:
     """Insert many rows of one shape. On SQLite straight through the driver's ``executemany``
-    (SQLAlchemy's per-row parameter processing cost as much as the inserts); elsewhere Core's
-    executemany (``insertmanyvalues`` on PostgreSQL)."""
+    (SQLAlchemy's per-row parameter processing cost as much as the inserts). On PostgreSQL rows
+    of texts and integers go as ONE JSON document expanded by ``json_populate_recordset`` (the
+    driver's executemany cost ~15 µs a row: ~0.5 ms per label report an update rewrites); other
+    rows (bytes, booleans) through Core's executemany."""
     if not rows:
         return
     if conn.dialect.name != "sqlite":
+        columns = list(rows[0])
+        if all(v is None or v.__class__ in _JSON_PLAIN for row in rows for v in row.values()):
+            listed = ", ".join(columns)
+            conflict = " ON CONFLICT DO NOTHING" if ignore else ""
+            conn.execute(
+                text(
+                    f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM "
+                    f"json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)){conflict}"
+                ),
+                {"rows": json.dumps([dict(row) for row in rows], separators=(",", ":"))},
+            )
+            return
         statement = table.insert()
         if ignore:
             statement = postgresql.insert(table).on_conflict_do_nothing()
