@@ -179,3 +179,23 @@ def test_reindex_rebuilds_detection_words_and_have_rows(tmp_path: Path, db_url: 
     code, out, _err = run(home, "reindex", db=db_url)
     assert code == 0 and out.startswith("rebuilt detection words and have: rows in")
     assert run(home, "search", "engines:trojan have:md5", db=db_url)[1] == before
+
+
+def test_import_vt_shows_its_progress_in_bytes(tmp_path: Path) -> None:
+    """``import-vt --progress``: a bar per input, in bytes read of the file's size (stderr);
+    ``--no-progress`` (and a non-TTY stderr by default) prints none. Stdin has no total."""
+    from tqdm import tqdm
+
+    from tests.engines.helpers import VT_DIR
+
+    lines = tmp_path / "labels.jsonl"
+    lines.write_text("\n".join((VT_DIR / "av_labels_500.jsonl").read_text().splitlines()[:40]) + "\n")
+    size = lines.stat().st_size
+    code, out, err = run(tmp_path / "h1", "import-vt", "--progress", str(lines))
+    assert code == 0 and out.startswith("40 report(s) from 40 line(s)")
+    shown = tqdm.format_sizeof(size)  # the bar's own rendering of the file's size
+    assert "labels.jsonl" in err and "100%" in err and f"{shown}/{shown}" in err
+    code, out, err = run(tmp_path / "h2", "import-vt", "--no-progress", str(lines))
+    assert code == 0 and out.startswith("40 report(s)") and err == ""
+    code, out, err = run(tmp_path / "h3", "import-vt", "--progress", "-", input=lines.read_text())
+    assert code == 0 and out.startswith("40 report(s)") and "<stdin>" in err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -65,8 +67,11 @@ def rescan(
     "--source", default=None, help="Provenance recorded for imported attributes (default: file name)."
 )
 @click.option("-j", "--jobs", type=int, default=None, help="Parsing processes (default: setting jobs).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a TTY).")
 @click.pass_context
-def import_vt(ctx: click.Context, files: tuple[str, ...], source: str | None, jobs: int | None) -> None:
+def import_vt(
+    ctx: click.Context, files: tuple[str, ...], source: str | None, jobs: int | None, progress: bool | None
+) -> None:
     """Import VirusTotal v3/v2 reports and AVClass label lines (JSON lines; '-' = stdin).
 
     Unknown files become report-only files (downloadable: false); known ones are enriched without
@@ -75,15 +80,17 @@ def import_vt(ctx: click.Context, files: tuple[str, ...], source: str | None, jo
     settings = settings_from(ctx)
     services = Services(settings)
     summary = ImportSummary()
+    show = sys.stderr.isatty() if progress is None else progress
     for name in files:
         label = source or ("stdin" if name == "-" else Path(name).name)
         importer = Importer(services.store, label, jobs or settings.effective_jobs)
         if name == "-":
-            importer.import_lines(sys.stdin.buffer, "<stdin>", summary)
+            importer.import_lines(_read(sys.stdin.buffer, "<stdin>", None, show), "<stdin>", summary)
             continue
         try:
             with open(name, "rb") as fh:
-                importer.import_lines(fh, name, summary)
+                size = os.fstat(fh.fileno()).st_size
+                importer.import_lines(_read(fh, Path(name).name, size, show), name, summary)
         except OSError as exc:
             summary.error(name, 0, f"cannot read: {exc.strerror or exc}")
     rate = summary.reports / summary.seconds if summary.seconds else 0.0
@@ -97,6 +104,17 @@ def import_vt(ctx: click.Context, files: tuple[str, ...], source: str | None, jo
         click.echo(f"  ... and {summary.failed - MAX_LISTED_ERRORS} more", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+def _read(lines: Iterable[bytes], name: str, size: int | None, show: bool) -> Iterator[bytes]:
+    """The lines of one input, with a progress bar of the bytes read (``size``: the file's)."""
+    if not show:
+        yield from lines
+        return
+    with tqdm(total=size, desc=name, unit="B", unit_scale=True, dynamic_ncols=True, file=sys.stderr) as bar:
+        for line in lines:
+            bar.update(len(line))
+            yield line
 
 
 @click.command()
