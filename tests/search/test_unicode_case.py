@@ -59,3 +59,51 @@ def test_unicode_lower_matches_the_built_in_on_other_values() -> None:
     assert unicode_lower(None) is None
     assert unicode_lower(12) == "12" and unicode_lower(1.5) == "1.5"
     assert unicode_lower("ÀB") == "àb" and unicode_lower("ÉA".encode()) == "éa"
+
+
+NAMES = [
+    "Счёт-Фактура.PDF.exe",
+    "СЧЁТ_2024.doc",
+    "отчёт.xls",
+    "ΤΙΜΟΛΌΓΙΟ.pdf",
+    "Überweisung_ÄNDERUNG.zip",
+    "facture_été.PDF",
+    "invoice.pdf.exe",
+]
+NAME_QUERIES = {
+    "name:счёт": {0, 1},
+    "name:чёт": {0, 1, 2},
+    'name:"фактура.pdf"': {0},
+    "name:τιμολόγιο": {3},
+    "name:änderung": {4},
+    "name:*été.pdf": {5},
+    "name:überweisung_ä*": {4},
+    "name:*.pdf": {3, 5},
+}
+
+
+@pytest.mark.parametrize("query", sorted(NAME_QUERIES))
+def test_non_ascii_names_on_every_access_path(
+    services: Services, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each name: path (rarest trigram's list, per-row probe, merged trigrams, scan) finds the
+    same files; on SQLite non-ASCII trigrams are used too (Python's lower-casing on both sides)."""
+    from kinfile.query import fields
+
+    shas = [hashlib.sha256(f"name{i}".encode()).hexdigest() for i in range(len(NAMES))]
+    reports = [
+        {"type": "file", "id": s, "attributes": {"names": [n]}} for s, n in zip(shas, NAMES, strict=True)
+    ]
+    assert Importer(services.store, "t").import_lines([json.dumps(r) for r in reports]).created == len(NAMES)
+    expected = sorted(shas[i] for i in NAME_QUERIES[query])
+    value = query.split(":", 1)[1].strip('"')
+    grams = fields.query_trigrams(value, "*" in value, ascii_only=services.store.dialect != "sqlite")
+    assert grams or services.store.dialect != "sqlite"  # every pattern here has a trigram on SQLite
+    assert _hits(services, query) == expected
+    monkeypatch.setattr(fields, "TRIGRAM_LIST", 1)
+    monkeypatch.setattr(fields, "TRIGRAM_DENSE", 1)
+    assert _hits(services, query) == expected
+    monkeypatch.setattr(fields, "TRIGRAM_DENSE", 10**9)
+    assert _hits(services, query) == expected
+    monkeypatch.setattr(fields, "TRIGRAM", 99)
+    assert _hits(services, query) == expected

@@ -265,15 +265,17 @@ TRIGRAM_DENSE = 16  # sampled matches from which the query probes each file it w
 TRIGRAM_MERGED = 3  # frequent trigrams intersected when the pattern itself is rare
 
 
-def query_trigrams(value: str, wildcard: bool) -> list[str]:
-    """The trigrams every name matching the pattern holds (ASCII ones, whose lower-casing all
-    backends agree on), likely rarest first: digits and punctuation before letters."""
+def query_trigrams(value: str, wildcard: bool, ascii_only: bool = True) -> list[str]:
+    """The trigrams every name matching the pattern holds, likely rarest first: digits and
+    punctuation before letters. ``ascii_only``: ASCII ones only, for a database whose ``lower()``
+    may fold other letters unlike Python (PostgreSQL by its locale); kinfile's SQLite connections
+    fold with Python's (store.unicode_lower), as the stored trigrams were."""
     segments = value.split("*") if wildcard else [value]
     grams = {
         s[i : i + TRIGRAM]
         for s in segments
         for i in range(len(s) - TRIGRAM + 1)
-        if s[i : i + TRIGRAM].isascii()
+        if s[i : i + TRIGRAM].isascii() or not ascii_only
     }
     return sorted(grams, key=lambda g: (-sum(not c.isalpha() for c in g), value.find(g), g))
 
@@ -291,7 +293,7 @@ def names_contain(env: Env, value: str, wildcard: bool) -> Clause:
     names = env.side["names"]
     pattern = like_pattern(value) if wildcard else contains_pattern(value)
     exact = sa.func.lower(names.c.value).like(pattern, escape="\\")
-    grams = query_trigrams(value, wildcard)
+    grams = query_trigrams(value, wildcard, ascii_only=env.dialect != "sqlite")
     if not grams:
         return side_in(env, "names", exact, indexed=False)
     tri = env.side["name_trigrams"]
