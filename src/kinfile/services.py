@@ -6,11 +6,12 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from kinfile import blob_gc
 from kinfile.analysis.pipeline import analyse_bytes
 from kinfile.content import ContentService
 from kinfile.engines.base import empty_stats
@@ -106,6 +107,12 @@ class Services:
         for sha256 in deleted:
             self.blobs.delete(sha256)
         return deleted
+
+    def collect_blobs(
+        self, grace: float, dry_run: bool = False, progress: Callable[[int], None] | None = None
+    ) -> blob_gc.Collected:
+        """Remove the blobs no stored file uses, older than ``grace`` seconds (kinfile gc-blobs)."""
+        return blob_gc.collect(self.store, self.blobs, grace, dry_run, progress)
 
     # -- files ---------------------------------------------------------------------------
     def resolve(self, file_hash: str) -> str:

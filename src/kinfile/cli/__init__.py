@@ -77,6 +77,7 @@ def _register() -> None:
     main.add_command(admin.migrate)
     main.add_command(admin.reindex)
     main.add_command(admin.compact)
+    main.add_command(admin.gc_blobs)
     main.add_command(search.search)
     main.add_command(search.similar)
     main.add_command(verdicts.rescan)

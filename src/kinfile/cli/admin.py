@@ -141,6 +141,31 @@ def compact(ctx: click.Context, vacuum: bool) -> None:
     store.close()
 
 
+@click.command("gc-blobs")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="Hours a blob must be unused before it goes (a file being ingested has a fresh blob).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+@click.pass_context
+def gc_blobs(ctx: click.Context, grace: float, dry_run: bool) -> None:
+    """Remove the blobs no stored file uses (a file whose rows failed to store after its bytes
+    were written) and temporary files interrupted writes left, older than --grace hours."""
+    services = Services(settings_from(ctx))
+    started = time.perf_counter()
+    with tqdm(unit="file", disable=None, file=sys.stderr) as bar:
+        done = services.collect_blobs(grace * 3600, dry_run, bar.update)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {done.unreferenced:,} unreferenced blob(s) and {done.leftovers:,} leftover "
+        f"temporary file(s), {done.freed / 1e6:,.1f} MB, of {done.scanned:,} file(s) in "
+        f"{time.perf_counter() - started:.1f} s; {done.young:,} unused but within the grace period"
+    )
+
+
 def _database_bytes(store: Store) -> int:
     """The size of a SQLite store's files: the database and its write-ahead log."""
     path = Path(store.engine.url.database or "")

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +25,17 @@ from kinfile.errors import ConfigurationError
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+BLOB_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """A file under the blob root: a blob (``sha256``) or a temporary file a crash left (``None``)."""
+
+    path: str
+    sha256: str | None
+    mtime: float | None  # seconds since the epoch; None when the file system does not say
+    size: int
 
 
 class BlobStore:
@@ -53,9 +67,19 @@ class BlobStore:
         return bool(self.fs.exists(target))
 
     def put_bytes(self, sha256: str, data: bytes) -> bool:
-        """Store ``data`` under ``sha256`` (atomically). Returns False if it was already there."""
+        """Store ``data`` under ``sha256`` (atomically). Returns False if it was already there
+        (then, on a local folder, its modification time is renewed: ``kinfile gc-blobs`` leaves
+        a blob alone while a file using it may still be on its way to the database)."""
         if self.exists(sha256):
-            return False
+            if self.local:
+                try:
+                    os.utime(self.path(sha256))
+                except OSError:  # removed meanwhile: written anew below
+                    pass
+                else:
+                    return False
+            else:
+                return False
         target = self.path(sha256)
         tmp = f"{target}.tmp-{secrets.token_hex(6)}"
         if self.local:
@@ -75,15 +99,7 @@ class BlobStore:
 
     def delete(self, sha256: str) -> bool:
         """Remove a blob (its file was deleted). Returns False if it was not there."""
-        target = self.path(sha256)
-        try:
-            if self.local:
-                os.unlink(target)
-            else:
-                self.fs.rm(target)
-        except FileNotFoundError:
-            return False
-        return True
+        return self.remove(self.path(sha256))
 
     def open(self, sha256: str) -> IO[bytes]:
         handle: Any = self.fs.open(self.path(sha256), "rb")
@@ -103,3 +119,60 @@ class BlobStore:
 
     def local_path(self, sha256: str) -> str | None:
         return self.path(sha256) if self.local else None
+
+    def entries(self) -> Iterator[BlobEntry]:
+        """Every file under the root, blobs and leftovers alike (``kinfile gc-blobs``)."""
+        if self.local:
+            yield from self._local_entries()
+            return
+        for path, info in self.fs.find(self.root, detail=True).items():
+            name = path.rsplit("/", 1)[-1]
+            yield BlobEntry(path, _blob_name(name), _modified(info), int(info.get("size") or 0))
+
+    def _local_entries(self) -> Iterator[BlobEntry]:
+        for top in _subdirs(self.root):
+            for sub in _subdirs(top):
+                with os.scandir(sub) as found:
+                    for entry in found:
+                        if entry.is_file(follow_symlinks=False):
+                            stat = entry.stat(follow_symlinks=False)
+                            yield BlobEntry(entry.path, _blob_name(entry.name), stat.st_mtime, stat.st_size)
+
+    def mtime(self, path: str) -> float | None:
+        """The modification time of a file under the root now (``None``: gone or not known)."""
+        try:
+            if self.local:
+                return os.stat(path).st_mtime
+            return _modified(self.fs.info(path))
+        except FileNotFoundError:
+            return None
+
+    def remove(self, path: str) -> bool:
+        """Remove a file under the root (an unreferenced blob or a leftover)."""
+        try:
+            if self.local:
+                os.unlink(path)
+            else:
+                self.fs.rm(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """An fsspec file's modification time (local ``mtime``, S3 ``LastModified``, else its
+    creation), in seconds since the epoch; ``None`` when the file system gives none."""
+    stamp = info.get("mtime", info.get("LastModified", info.get("created")))
+    if isinstance(stamp, datetime):
+        return stamp.timestamp()
+    return float(stamp) if isinstance(stamp, int | float) else None
+
+
+def _blob_name(name: str) -> str | None:
+    return name if BLOB_NAME.fullmatch(name) else None
+
+
+def _subdirs(path: str) -> list[str]:
+    """The two-hex-digit fan-out folders of a folder, sorted."""
+    with os.scandir(path) as found:
+        return sorted(e.path for e in found if len(e.name) == 2 and e.is_dir(follow_symlinks=False))

@@ -185,6 +185,16 @@ class Store:
             )
             return {r.sha256: r.schema_version for r in rows}
 
+    def with_bytes(self, sha256s: Sequence[str]) -> set[str]:
+        """The given hashes whose file is stored with its bytes (``downloadable``): the files
+        whose blobs are in use."""
+        if not sha256s:
+            return set()
+        f = schema.files
+        with self.engine.connect() as conn:
+            query = select(f.c.sha256).where(f.c.sha256.in_(list(sha256s)), f.c.downloadable.is_(True))
+            return set(conn.execute(query).scalars())
+
     def get_file(self, sha256: str) -> FileRow | None:
         f = schema.files
         with self.engine.connect() as conn:
