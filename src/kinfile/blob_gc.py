@@ -16,6 +16,7 @@ until they are submitted again (then the blob is written anew).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,11 +80,5 @@ def _remove(store: Store, blobs: BlobStore, entry: BlobEntry, cutoff: float) -> 
 
 
 def _batches(entries: Iterator[BlobEntry]) -> Iterator[list[BlobEntry]]:
-    batch: list[BlobEntry] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
+    while batch := list(itertools.islice(entries, BATCH)):
         yield batch

@@ -70,17 +70,10 @@ class BlobStore:
         """Store ``data`` under ``sha256`` (atomically). Returns False if it was already there
         (then, on a local folder, its modification time is renewed: ``kinfile gc-blobs`` leaves
         a blob alone while a file using it may still be on its way to the database)."""
-        if self.exists(sha256):
-            if self.local:
-                try:
-                    os.utime(self.path(sha256))
-                except OSError:  # removed meanwhile: written anew below
-                    pass
-                else:
-                    return False
-            else:
-                return False
         target = self.path(sha256)
+        there = _renewed(target) if self.local else self.fs.exists(target)
+        if there:
+            return False
         tmp = f"{target}.tmp-{secrets.token_hex(6)}"
         if self.local:
             self._parent_dir(target)
@@ -130,13 +123,12 @@ class BlobStore:
             yield BlobEntry(path, _blob_name(name), _modified(info), int(info.get("size") or 0))
 
     def _local_entries(self) -> Iterator[BlobEntry]:
-        for top in _subdirs(self.root):
-            for sub in _subdirs(top):
-                with os.scandir(sub) as found:
-                    for entry in found:
-                        if entry.is_file(follow_symlinks=False):
-                            stat = entry.stat(follow_symlinks=False)
-                            yield BlobEntry(entry.path, _blob_name(entry.name), stat.st_mtime, stat.st_size)
+        for folder in (sub for top in _subdirs(self.root) for sub in _subdirs(top)):
+            with os.scandir(folder) as found:
+                for entry in found:
+                    if entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        yield BlobEntry(entry.path, _blob_name(entry.name), stat.st_mtime, stat.st_size)
 
     def mtime(self, path: str) -> float | None:
         """The modification time of a file under the root now (``None``: gone or not known)."""
@@ -157,6 +149,17 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def _renewed(path: str) -> bool:
+    """Whether a local file is there, its modification time renewed where allowed."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:  # there, but not ours to touch
+        pass
+    return True
 
 
 def _modified(info: dict[str, Any]) -> float | None:
